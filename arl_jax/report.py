@@ -1,0 +1,156 @@
+"""Reports of meta-test runs: rows of a CSV -> markdown tables and plots."""
+
+from __future__ import annotations
+
+import collections
+import csv
+import math
+import os
+from collections.abc import Iterable, Sequence
+
+FIELDS = (
+    "dataset", "arch", "noise", "kind", "rate", "loss", "seed",
+    "val_acc", "test_acc", "train_loss", "diverged", "seconds",
+)  # fmt: skip
+
+
+def read_rows(path: str) -> list[dict]:
+    """Rows of a meta-test CSV, numbers parsed; [] if the file does not exist."""
+    if not os.path.exists(path):
+        return []
+    rows = []
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            for k in ("rate", "val_acc", "test_acc", "train_loss", "seconds"):
+                row[k] = float(row[k])
+            row["seed"] = int(row["seed"])
+            row["diverged"] = row["diverged"] in ("True", "1", "true")
+            rows.append(row)
+    return rows
+
+
+class RowWriter:
+    """Append rows to a CSV as they come (flushed), writing the header once."""
+
+    def __init__(self, path: str):
+        new = not os.path.exists(path) or os.path.getsize(path) == 0
+        self._fh = open(path, "a", newline="")  # noqa: SIM115 - closed in close()
+        self._w = csv.DictWriter(self._fh, fieldnames=FIELDS)
+        if new:
+            self._w.writeheader()
+            self._fh.flush()
+
+    def write(self, rows: Iterable[dict]) -> None:
+        """Append `rows` and flush, so an interrupted run keeps them."""
+        for row in rows:
+            self._w.writerow({k: row[k] for k in FIELDS})
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        """Close the file."""
+        self._fh.close()
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    m = sum(values) / len(values)
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / len(values))
+
+
+def aggregate(rows: list[dict]) -> dict[tuple[str, str, str], tuple[float, float]]:
+    """(arch, noise, loss) -> (mean, std) of test accuracy over seeds."""
+    groups = collections.defaultdict(list)
+    for r in rows:
+        groups[(r["arch"], r["noise"], r["loss"])].append(r["test_acc"])
+    return {k: _mean_std(v) for k, v in groups.items()}
+
+
+def _noise_order(noises: Iterable[str]) -> list[str]:
+    def key(n: str) -> tuple:
+        kind, _, rate = n.partition(":")
+        return (kind != "none", kind, float(rate or 0))
+
+    return sorted(set(noises), key=key)
+
+
+def markdown_tables(rows: list[dict]) -> str:
+    """One table per architecture: losses x noise settings, mean +- std test accuracy
+    (percent), the best of each column in bold, and the mean over the noisy columns."""
+    agg = aggregate(rows)
+    out = []
+    dataset = rows[0]["dataset"] if rows else ""
+    for arch in sorted({r["arch"] for r in rows}):
+        noises = _noise_order(r["noise"] for r in rows if r["arch"] == arch)
+        loss_names = list(dict.fromkeys(r["loss"] for r in rows if r["arch"] == arch))
+        noisy = [n for n in noises if n != "none"]
+        means = {
+            loss: sum(agg[(arch, n, loss)][0] for n in noisy if (arch, n, loss) in agg)
+            / max(1, sum((arch, n, loss) in agg for n in noisy))
+            for loss in loss_names
+        }
+        best = {
+            n: max(agg[(arch, n, x)][0] for x in loss_names if (arch, n, x) in agg)
+            for n in noises
+        }
+        best_mean = max(means.values()) if means else 0.0
+        head = ["loss", *noises, "mean (noisy)"]
+        out.append(f"### {dataset}, {arch}: clean test accuracy (%), mean ± std\n")
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+        for loss in loss_names:
+            cells = [loss]
+            for n in noises:
+                if (arch, n, loss) not in agg:
+                    cells.append("–")
+                    continue
+                m, s = agg[(arch, n, loss)]
+                text = f"{100 * m:.2f} ± {100 * s:.2f}"
+                cells.append(f"**{text}**" if math.isclose(m, best[n]) else text)
+            text = f"{100 * means[loss]:.2f}"
+            cells.append(f"**{text}**" if math.isclose(means[loss], best_mean) else text)
+            out.append("| " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def plot_accuracy_vs_noise(rows: list[dict], path: str) -> None:
+    """Test accuracy against noise rate, one line per loss, a panel per
+    (architecture, noise kind); the clean result is the rate-0 point of every panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agg = aggregate(rows)
+    archs = sorted({r["arch"] for r in rows})
+    kinds = sorted({r["kind"] for r in rows if r["kind"] != "none"}) or ["none"]
+    fig, axes = plt.subplots(
+        len(archs), len(kinds), figsize=(5 * len(kinds), 3.8 * len(archs)), squeeze=False
+    )
+    loss_names = list(dict.fromkeys(r["loss"] for r in rows))
+    for i, arch in enumerate(archs):
+        for j, kind in enumerate(kinds):
+            ax = axes[i, j]
+            for loss in loss_names:
+                pts = sorted(
+                    (r["rate"], agg[(arch, r["noise"], loss)][0])
+                    for r in {
+                        (x["noise"]): x
+                        for x in rows
+                        if x["arch"] == arch and x["kind"] in (kind, "none")
+                    }.values()
+                    if (arch, r["noise"], loss) in agg
+                )
+                if not pts:
+                    continue
+                style = dict(lw=2.5, color="black") if loss.startswith("arl") else {}
+                ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], "o-",
+                        label=loss, ms=3, **style)  # fmt: skip
+            ax.set_title(f"{rows[0]['dataset']}, {arch}, {kind} noise")
+            ax.set_xlabel("noise rate")
+            ax.set_ylabel("clean test accuracy (%)")
+            ax.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=7, loc="lower left", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,322 @@
+"""The meta-search: CMA-ES over loss coefficients, scored by noisy-label training.
+
+One generation is ask -> evaluate -> tell (evosax CMA-ES). Evaluate trains every
+candidate of the population on the generation's tasks (vmapped over the population and
+seeds, sharded over devices) and scores it by clean-validation accuracy. Fitness, which
+CMA-ES minimises, is minus the mean clean-validation accuracy over the generation's
+tasks and seeds (Gao et al. 2021). A diverged candidate scores accuracy 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from evosax.algorithms import CMA_ES
+
+from arl_jax import data as data_lib
+from arl_jax import inner, losses, models, parallel, tasks
+
+
+def _field(default: Any, help: str) -> Any:  # noqa: A002 - the argparse word
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """Every setting of a meta-search; `experiments.meta_search` flags mirror it."""
+
+    pop: int = _field(64, "CMA-ES population size (>= 4)")
+    generations: int = _field(20, "number of CMA-ES generations")
+    family: str = _field("taylor", "loss family searched: taylor | taylorglo")
+    order: int = _field(4, "polynomial order K of the taylor family (>= 1)")
+    sigma: float = _field(0.5, "initial CMA-ES step size")
+    init: str = _field(
+        "", "initial mean, comma-separated coefficients (default: family_init, CE-like)"
+    )
+    tasks: int = _field(3, "tasks (dataset, arch, noise) drawn per generation")
+    seeds: int = _field(1, "inner training seeds per task")
+    datasets: str = _field("mnist1d,digits,synthetic", "meta-train datasets")
+    archs: str = _field("mlp-s,mlp-l,cnn,cnn1d", "meta-train architectures")
+    noise: str = _field(
+        "symmetric:0.2-0.8,asymmetric:0.2-0.4",
+        "meta-train noise: KIND:LOW-HIGH or KIND:RATE, comma separated",
+    )
+    steps: int = _field(400, "inner training steps per run")
+    batch_size: int = _field(128, "inner training batch size")
+    lr: float = _field(1e-3, "inner Adam learning rate")
+    train_size: int = _field(3000, "training examples per task (0: all)")
+    val_size: int = _field(1000, "clean validation examples per task (0: all)")
+    select_tasks: int = _field(
+        6, "fixed tasks on which the elites are re-scored to pick the final loss"
+    )
+    holdout: str = _field(
+        "fashion_mnist", "held-out dataset for the final comparison ('' to skip)"
+    )
+    holdout_noise: str = _field("symmetric:0.6", "noise of the held-out comparison")
+    holdout_steps: int = _field(1500, "inner steps of the held-out comparison")
+    out: str = _field("runs/search", "run folder (outputs, checkpoints)")
+    resume: str = _field("", "continue the killed run in this folder")
+    seed: int = _field(0, "seed of the whole search")
+    distributed: bool = _field(False, "call jax.distributed.initialize() (multi-host)")
+
+    def validate(self) -> None:
+        """Refuse bad settings before anything compiles; the message names the flag."""
+        if self.pop < 4:
+            raise ValueError(f"--pop must be >= 4 (got {self.pop})")
+        if self.family not in losses.FAMILIES:
+            raise ValueError(
+                f"--family must be one of {sorted(losses.FAMILIES)} (got {self.family!r})"
+            )
+        if self.order < 1:
+            raise ValueError(f"--order must be >= 1 (got {self.order})")
+        for flag in ("generations", "tasks", "seeds", "steps", "batch_size"):
+            if getattr(self, flag) < 1:
+                raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
+        if not (self.sigma > 0 and np.isfinite(self.sigma)):
+            raise ValueError(f"--sigma must be a positive number (got {self.sigma})")
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise ValueError(f"--lr must be a positive number (got {self.lr})")
+        if self.init:
+            try:
+                init = [float(v) for v in self.init.split(",")]
+            except ValueError:
+                raise ValueError(f"--init: not a list of numbers: {self.init!r}") from None
+            if len(init) != self.num_params or not np.all(np.isfinite(init)):
+                raise ValueError(
+                    f"--init: needs {self.num_params} finite numbers for family "
+                    f"{self.family!r} of order {self.order} (got {len(init)})"
+                )
+        if self.select_tasks < 0 or self.train_size < 0 or self.val_size < 0:
+            raise ValueError("--select-tasks, --train-size, --val-size must be >= 0")
+        names = tasks.split_list(self.datasets)
+        if not names:
+            raise ValueError("--datasets: give at least one dataset")
+        for name in names:
+            if name not in data_lib.DATASETS:
+                raise ValueError(
+                    f"--datasets: unknown dataset {name!r}; "
+                    f"valid: {', '.join(data_lib.DATASETS)}"
+                )
+        archs = tasks.split_list(self.archs)
+        if not archs:
+            raise ValueError("--archs: give at least one architecture")
+        for arch in archs:
+            if arch not in models.ARCHS:
+                raise ValueError(
+                    f"--archs: unknown architecture {arch!r}; "
+                    f"valid: {', '.join(models.ARCHS)}"
+                )
+        ranges = tasks.parse_noise_ranges(self.noise, "--noise")
+        for name in names:
+            if not any(tasks.noise_fits(r.kind, name) for r in ranges):
+                raise ValueError(
+                    f"--noise: no noise kind in {self.noise!r} applies to {name!r} "
+                    "(asymmetric noise has no mapping for it)"
+                )
+        if self.holdout and self.holdout not in data_lib.DATASETS:
+            raise ValueError(f"--holdout: unknown dataset {self.holdout!r}")
+        if self.holdout:
+            tasks.parse_noise_ranges(self.holdout_noise, "--holdout-noise")
+
+    @property
+    def num_params(self) -> int:
+        """Length of a candidate's coefficient vector."""
+        return losses.family_num_params(self.family, self.order)
+
+
+def make_strategy(cfg: SearchConfig) -> tuple[CMA_ES, Any]:
+    """evosax CMA-ES for `cfg.num_params` coefficients, with `std_init = sigma`."""
+    es = CMA_ES(population_size=cfg.pop, solution=jnp.zeros(cfg.num_params))
+    params = es.default_params.replace(std_init=jnp.float32(cfg.sigma))
+    return es, params
+
+
+def init_es_state(cfg: SearchConfig, es: CMA_ES, params: Any, key: jax.Array) -> Any:
+    """CMA-ES state around `losses.family_init`, with leaves cast to fixed dtypes.
+
+    `es.init` returns weak-typed scalars; casting once keeps the jitted tell from
+    compiling a second time in generation two.
+    """
+    if cfg.init:
+        mean = jnp.asarray([float(v) for v in cfg.init.split(",")], jnp.float32)
+    else:
+        mean = jnp.asarray(losses.family_init(cfg.family, cfg.order), jnp.float32)
+    state = es.init(key, mean, params)
+    return fix_dtypes(state)
+
+
+def fix_dtypes(tree: Any) -> Any:
+    """Strip weak types: floats become float32 arrays, ints int32 arrays."""
+
+    def fix(x: Any) -> jax.Array:
+        x = jnp.asarray(x)
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            return jnp.asarray(x, jnp.float32)
+        if jnp.issubdtype(x.dtype, jnp.integer):
+            return jnp.asarray(x, jnp.int32)
+        return x
+
+    return jax.tree.map(fix, tree)
+
+
+class TaskPool:
+    """The meta-train pool of `cfg` and the compiled evaluators, cached per pair.
+
+    Datasets are loaded once and cut to fixed sizes, so each (dataset, architecture)
+    pair compiles once and is reused across generations.
+    """
+
+    def __init__(self, cfg: SearchConfig, mesh: jax.sharding.Mesh):
+        self.cfg = cfg
+        self.mesh = mesh
+        self.datasets = tasks.split_list(cfg.datasets)
+        self.noises = tasks.parse_noise_ranges(cfg.noise)
+        archs = tasks.split_list(cfg.archs)
+        self.archs_for = {}
+        for name in self.datasets:
+            fits = tasks.compatible_archs(self.clean(name), archs)
+            if not fits:
+                raise ValueError(
+                    f"--archs: none of {archs} accepts dataset {name!r} "
+                    f"(input shape {self.clean(name).input_shape})"
+                )
+            self.archs_for[name] = fits
+        self._evaluators: dict[tuple[str, str, str, int], Callable] = {}
+
+    def clean(self, name: str) -> data_lib.Dataset:
+        """The clean dataset `name`, cut to the configured sizes."""
+        c = self.cfg
+        return tasks.load_clean(name, c.train_size, c.val_size, c.val_size, c.seed)
+
+    def sample(self, rng: np.random.Generator, n: int) -> list[tasks.Task]:
+        """Draw `n` tasks from the pool."""
+        return tasks.sample_tasks(rng, n, self.datasets, self.archs_for, self.noises)
+
+    def evaluator(
+        self, dataset: str, arch: str, loss: str, steps: int
+    ) -> Callable[[jax.Array, jax.Array, inner.Data], inner.Metrics]:
+        """The sharded `[pop, seeds]` evaluation for one (dataset, arch, loss)."""
+        key = (dataset, arch, loss, steps)
+        if key not in self._evaluators:
+            icfg = inner.InnerConfig(
+                arch=arch,
+                num_classes=self.clean(dataset).num_classes,
+                loss=loss,
+                steps=steps,
+                batch_size=self.cfg.batch_size,
+                lr=self.cfg.lr,
+            )
+            self._evaluators[key] = parallel.make_sharded_evaluate(icfg, self.mesh)
+        return self._evaluators[key]
+
+    def evaluate(
+        self, pop_params: jax.Array, task_list: list[tasks.Task], key: jax.Array
+    ) -> dict[str, np.ndarray]:
+        """Train every candidate on every task; accuracies `[pop, tasks, seeds]`.
+
+        Task i uses key `fold_in(key, i)` for its noise and its inner seeds, the same
+        for every candidate (common random numbers).
+        """
+        val, test, div = [], [], []
+        for task in task_list:
+            k_noise, k_train = jax.random.split(jax.random.fold_in(key, task.index))
+            noisy = tasks.noisy_task_data(k_noise, self.clean(task.dataset), task.noise)
+            batch = inner.Data.from_dataset(noisy)
+            seeds = jax.random.split(k_train, self.cfg.seeds)
+            fn = self.evaluator(task.dataset, task.arch, self.cfg.family, self.cfg.steps)
+            m = fn(pop_params, seeds, batch)
+            val.append(np.asarray(m.val_acc))
+            test.append(np.asarray(m.test_acc))
+            div.append(np.asarray(m.diverged))
+        return {
+            "val_acc": np.stack(val, axis=1),
+            "test_acc": np.stack(test, axis=1),
+            "diverged": np.stack(div, axis=1),
+        }
+
+
+def fitness_from(val_acc: np.ndarray) -> np.ndarray:
+    """Minus the mean clean-validation accuracy over tasks and seeds: `[pop]`."""
+    return -val_acc.reshape(val_acc.shape[0], -1).mean(axis=1)
+
+
+def generation_keys(cfg: SearchConfig, generation: int) -> tuple[jax.Array, ...]:
+    """(ask, eval, tell) keys of `generation`: derived, so a resumed run repeats them."""
+    root = jax.random.key(cfg.seed)
+    return tuple(jax.random.split(jax.random.fold_in(root, generation + 1), 3))
+
+
+def task_rng(cfg: SearchConfig, generation: int) -> np.random.Generator:
+    """Host RNG that draws `generation`'s tasks (a function of seed and generation)."""
+    return np.random.default_rng([cfg.seed, generation])
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _ask(es: CMA_ES, key: jax.Array, state: Any, params: Any) -> tuple:
+    return es.ask(key, state, params)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _tell(es: CMA_ES, key, pop, fitness, state, params) -> tuple:
+    return es.tell(key, pop, fitness, state, params)
+
+
+def run_generation(
+    cfg: SearchConfig,
+    es: CMA_ES,
+    es_params: Any,
+    state: Any,
+    pool: TaskPool,
+    generation: int,
+) -> tuple[Any, dict[str, Any]]:
+    """One generation: ask -> evaluate on freshly drawn tasks -> tell.
+
+    Returns the new CMA-ES state and the generation's record (a JSON-able dict).
+    """
+    k_ask, k_eval, k_tell = generation_keys(cfg, generation)
+    population, state = _ask(es, k_ask, state, es_params)  # [pop, P]
+    task_list = pool.sample(task_rng(cfg, generation), cfg.tasks)
+    res = pool.evaluate(population, task_list, k_eval)
+    fitness = fitness_from(res["val_acc"])  # [pop]
+    state, _ = _tell(es, k_tell, population, jnp.asarray(fitness), state, es_params)
+    state = fix_dtypes(state)
+    best = int(np.argmin(fitness))
+    record = {
+        "generation": generation,
+        "best_fitness": float(fitness[best]),
+        "mean_fitness": float(fitness.mean()),
+        "median_fitness": float(np.median(fitness)),
+        "best_coeffs": np.asarray(population[best]).tolist(),
+        "best_test_acc": float(res["test_acc"][best].mean()),
+        "diverged_fraction": float(res["diverged"].mean()),
+        "es_mean": np.asarray(state.mean).tolist(),
+        "es_std": float(state.std),
+        "tasks": [dataclasses.asdict(t) for t in task_list],
+        "task_val_acc_best": res["val_acc"][best].mean(axis=-1).tolist(),
+    }
+    return state, record
+
+
+def select_final(
+    cfg: SearchConfig, pool: TaskPool, candidates: np.ndarray
+) -> tuple[int, np.ndarray]:
+    """Re-score `candidates` `[n, P]` on `cfg.select_tasks` fixed tasks; best index.
+
+    Fitness across generations is measured on different random tasks, so the best
+    single-generation score is biased towards easy draws; one shared fixed task set
+    compares the elites fairly. Candidates are padded to `cfg.pop` to reuse the
+    compiled evaluation.
+    """
+    n = len(candidates)
+    padded = np.concatenate([candidates, np.repeat(candidates[-1:], cfg.pop - n, 0)])
+    task_list = pool.sample(np.random.default_rng([cfg.seed, 10**6]), cfg.select_tasks)
+    key = jax.random.fold_in(jax.random.key(cfg.seed), 10**6)
+    res = pool.evaluate(jnp.asarray(padded, jnp.float32), task_list, key)
+    fitness = fitness_from(res["val_acc"])[:n]
+    return int(np.argmin(fitness)), fitness

@@ -1,0 +1,150 @@
+"""Domain randomisation: the meta-train pool and the tasks drawn from it.
+
+A task is (dataset, architecture, noise spec, key). Each generation of the search draws
+`tasks` of them; every candidate loss of the generation is trained on the same tasks
+with the same keys (common random numbers), so fitness differences come from the loss.
+Randomising datasets, architectures and noise is what makes the learned loss reusable
+(Gao et al. 2021, Sec. 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import numpy as np
+
+from arl_jax import data as data_lib
+from arl_jax import models, noise
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseRange:
+    """One noise kind with its rate range, parsed from e.g. `symmetric:0.2-0.8`."""
+
+    kind: str
+    low: float
+    high: float
+
+    def spec(self, rate: float) -> str:
+        """The `noise.apply_noise` spec string for `rate`."""
+        return "none" if self.kind == "none" else f"{self.kind}:{rate:.4f}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One meta-train task: where the candidates train, with which net and noise."""
+
+    dataset: str
+    arch: str
+    noise: str  # a `noise.apply_noise` spec, e.g. "symmetric:0.4312"
+    index: int  # position in the generation: the task's key is fold_in(key, index)
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """`"a, b,c"` -> `("a", "b", "c")`; empty items dropped."""
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def parse_noise_ranges(text: str, flag: str = "--noise") -> tuple[NoiseRange, ...]:
+    """Parse `symmetric:0.2-0.8,asymmetric:0.3,none` into `NoiseRange`s.
+
+    A single rate is a range of width zero. Raises `ValueError` naming `flag` for an
+    unknown kind or a rate outside [0, 1).
+    """
+    out = []
+    for item in split_list(text):
+        if item == "none":
+            out.append(NoiseRange("none", 0.0, 0.0))
+            continue
+        kind, sep, rates = item.partition(":")
+        if not sep or kind not in noise.NOISE_KINDS:
+            raise ValueError(
+                f"{flag}: cannot parse {item!r}; expected KIND:RATE or KIND:LOW-HIGH "
+                f"with KIND in {sorted(noise.NOISE_KINDS)} (or 'none')"
+            )
+        lo_text, _, hi_text = rates.partition("-")
+        try:
+            low = float(lo_text)
+            high = float(hi_text) if hi_text else low
+        except ValueError:
+            raise ValueError(f"{flag}: bad rate in {item!r}") from None
+        if not (0.0 <= low <= high < 1.0):
+            raise ValueError(
+                f"{flag}: rates in {item!r} must satisfy 0 <= low <= high < 1"
+            )
+        out.append(NoiseRange(kind, low, high))
+    if not out:
+        raise ValueError(f"{flag}: no noise given")
+    return tuple(out)
+
+
+def noise_fits(kind: str, dataset: str) -> bool:
+    """Whether the noise `kind` is defined for `dataset` (asymmetric needs a map)."""
+    return kind != "asymmetric" or dataset in noise.ASYMMETRIC_MAPS
+
+
+@functools.lru_cache(maxsize=32)
+def load_clean(
+    name: str, train_size: int, val_size: int, test_size: int, seed: int
+) -> data_lib.Dataset:
+    """Load `name` once and cut it to fixed sizes (fixed shapes: one compile)."""
+    ds = data_lib.load(name, seed=seed)
+    return subsample(ds, train_size, val_size, test_size, seed)
+
+
+def subsample(
+    ds: data_lib.Dataset, train_size: int, val_size: int, test_size: int, seed: int
+) -> data_lib.Dataset:
+    """The first `n` examples of each split after a seeded shuffle (0 keeps all)."""
+    rng = np.random.default_rng(seed)
+
+    def cut(x: np.ndarray, y: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if n <= 0 or n >= len(y):
+            return x, y
+        idx = rng.permutation(len(y))[:n]
+        return x[idx], y[idx]
+
+    x_tr, y_tr = cut(ds.x_train, ds.y_train, train_size)
+    x_va, y_va = cut(ds.x_val, ds.y_val, val_size)
+    x_te, y_te = cut(ds.x_test, ds.y_test, test_size)
+    return dataclasses.replace(
+        ds, x_train=x_tr, y_train=y_tr, x_val=x_va, y_val=y_va, x_test=x_te, y_test=y_te
+    )
+
+
+def compatible_archs(dataset: data_lib.Dataset, archs: tuple[str, ...]) -> list[str]:
+    """The architectures of `archs` that accept `dataset`'s input shape."""
+    return [a for a in archs if models.arch_supports(a, dataset.input_shape)]
+
+
+def sample_tasks(
+    rng: np.random.Generator,
+    n: int,
+    datasets: tuple[str, ...],
+    archs_for: dict[str, list[str]],
+    noises: tuple[NoiseRange, ...],
+) -> list[Task]:
+    """Draw `n` tasks: dataset uniformly, then a compatible arch and noise, then a rate.
+
+    Datasets cycle (task i uses dataset (offset + i) mod len) so a generation with as
+    many tasks as datasets covers every dataset once; the offset is random.
+    """
+    offset = int(rng.integers(len(datasets)))
+    tasks = []
+    for i in range(n):
+        name = datasets[(offset + i) % len(datasets)]
+        arch = archs_for[name][int(rng.integers(len(archs_for[name])))]
+        fits = [r for r in noises if noise_fits(r.kind, name)]
+        r = fits[int(rng.integers(len(fits)))]
+        rate = float(rng.uniform(r.low, r.high)) if r.high > r.low else r.low
+        tasks.append(Task(name, arch, r.spec(rate), i))
+    return tasks
+
+
+def noisy_task_data(
+    key: jax.Array, clean: data_lib.Dataset, spec: str
+) -> data_lib.Dataset:
+    """`clean` with the task's label noise applied to `y_train` only."""
+    return noise.apply_noise(key, clean, spec)

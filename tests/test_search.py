@@ -1,0 +1,193 @@
+"""The meta-search: command line, outputs, resume after SIGKILL, progress, sharding."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from arl_jax import search
+from experiments import meta_search
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# A tiny but real search: synthetic Gaussian-mixture data, a small MLP, few steps.
+TINY = [
+    "--pop", "8",
+    "--datasets", "synthetic",
+    "--archs", "mlp-s",
+    "--noise", "symmetric:0.2-0.6",
+    "--tasks", "2",
+    "--steps", "40",
+    "--batch-size", "64",
+    "--train-size", "512",
+    "--val-size", "256",
+    "--select-tasks", "2",
+    "--holdout", "digits",
+    "--holdout-steps", "40",
+]  # fmt: skip
+
+
+def run_cli(args, env_extra=None, **kw):
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.meta_search", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, **kw,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    proc = run_cli([*TINY, "--generations", "4", "--out", str(out)], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+@pytest.mark.slow
+def test_cli_writes_every_output(full_run):
+    out, proc = full_run
+    for name in (
+        "config.json", "metrics.jsonl", "best_loss.json", "checkpoint.pkl",
+        "fitness.png", "learned_loss.png", "heldout.json",
+    ):  # fmt: skip
+        assert (out / name).exists(), name
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["pop"] == 8 and cfg["datasets"] == "synthetic"
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["generation"] for line in lines] == [0, 1, 2, 3]
+    best = json.loads((out / "best_loss.json").read_text())
+    for key in ("family", "coeffs", "fitness", "generation", "command", "seed",
+                "versions"):  # fmt: skip
+        assert key in best
+    assert best["family"] == "taylor" and len(best["coeffs"]) == 5
+    assert np.all(np.isfinite(best["coeffs"]))
+    assert -1.0 <= best["fitness"] <= 0.0
+    assert "jax" in best["versions"] and "--pop 8" in best["command"]
+    held = json.loads((out / "heldout.json").read_text())
+    assert set(held["results"]) == {"learned", "cross_entropy", "gce"}
+    # The progress bar and the final comparison are printed.
+    assert "generation" in proc.stderr and "4/4" in proc.stderr
+    assert "Held-out" in proc.stdout
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_matches_uninterrupted(full_run, tmp_path):
+    ref_out, _ = full_run
+    out = tmp_path / "killed"
+    env = dict(os.environ)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments.meta_search", *TINY,
+         "--generations", "4", "--out", str(out)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        if proc.poll() is not None:
+            pytest.fail("the search ended before it could be killed")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(metrics.read_text().splitlines())
+    assert 2 <= done < 4, "killed too late to test resume"
+    assert not (out / "best_loss.json").exists()
+
+    resumed = run_cli(["--resume", str(out)], timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming {out} at generation {done}" in resumed.stdout
+    got = json.loads((out / "best_loss.json").read_text())
+    want = json.loads((ref_out / "best_loss.json").read_text())
+    np.testing.assert_allclose(got["coeffs"], want["coeffs"], rtol=1e-6)
+    lines = [json.loads(x) for x in metrics.read_text().splitlines()]
+    assert [r["generation"] for r in lines] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--pop", "2"], "--pop"),
+        (["--order", "0"], "--order"),
+        (["--datasets", "imagenet"], "--datasets"),
+        (["--archs", "transformer"], "--archs"),
+        (["--noise", "symmetric:1.0"], "--noise"),
+        (["--noise", "symmetric:1.5"], "--noise"),
+        (["--family", "nope"], "--family"),
+        (["--init", "1,2"], "--init"),
+        (["--datasets", "synthetic", "--noise", "asymmetric:0.3"], "--noise"),
+    ],
+)
+def test_bad_flags_are_refused_before_compiling(flags, message, capsys):
+    with pytest.raises(SystemExit) as err:
+        meta_search.resolve_config(flags)
+    assert err.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_every_config_field_is_a_flag():
+    parser_help = run_cli(["--help"], timeout=120).stdout
+    for f in search.SearchConfig.__dataclass_fields__:
+        assert "--" + f.replace("_", "-") in parser_help
+
+
+def small_cfg(**kw):
+    base = dict(
+        pop=8, generations=1, datasets="synthetic", archs="mlp-s",
+        noise="symmetric:0.6", tasks=1, steps=60, batch_size=64, train_size=512,
+        val_size=256, select_tasks=0, holdout="",
+    )  # fmt: skip
+    base.update(kw)
+    cfg = search.SearchConfig(**base)
+    cfg.validate()
+    return cfg
+
+
+@pytest.mark.slow
+def test_search_improves_on_a_toy_task():
+    # Start from a loss that *rewards* low p_y (theta_1 > 0: accuracy near chance or
+    # worse); a good loss decreases in p_y, which CMA-ES must find.
+    cfg = small_cfg(pop=8, sigma=0.5, init="0,0.5,0,0,0")
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("pop",))
+    pool = search.TaskPool(cfg, mesh)
+    es, params = search.make_strategy(cfg)
+    state = search.init_es_state(cfg, es, params, jax.random.key(0))
+    records = []
+    for g in range(5):
+        state, rec = search.run_generation(cfg, es, params, state, pool, g)
+        records.append(rec)
+    first_mean = records[0]["mean_fitness"]
+    best_late = min(r["best_fitness"] for r in records[2:])
+    assert best_late < first_mean - 0.2, [r["mean_fitness"] for r in records]
+    assert records[-1]["mean_fitness"] < first_mean
+    # The learned loss decreases in p_y near the top: theta_1 turned negative.
+    assert records[-1]["best_coeffs"][1] < 0.5
+
+
+def test_search_population_is_sharded_on_four_devices():
+    assert len(jax.devices()) == 4
+    cfg = small_cfg(pop=6, steps=10)
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("pop",))
+    pool = search.TaskPool(cfg, mesh)
+    es, params = search.make_strategy(cfg)
+    state = search.init_es_state(cfg, es, params, jax.random.key(0))
+    population, _ = es.ask(jax.random.key(1), state, params)
+    task = pool.sample(np.random.default_rng(0), 1)
+    fn = pool.evaluator(task[0].dataset, task[0].arch, cfg.family, cfg.steps)
+    from arl_jax import inner, tasks
+
+    clean = pool.clean("synthetic")
+    data = inner.Data.from_dataset(tasks.noisy_task_data(jax.random.key(2), clean,
+                                                         "symmetric:0.5"))
+    m = fn(population, jax.random.split(jax.random.key(3), 1), data)
+    assert m.val_acc.shape == (6, 1)
+    state2, rec = search.run_generation(cfg, es, params, state, pool, 0)
+    assert np.isfinite(rec["best_fitness"])
+    assert int(state2.generation_counter) == 1
