@@ -1,0 +1,267 @@
+"""Loss functions for classification with noisy labels: the searched families, ARL
+and the registry of every loss by name.
+
+Every loss is ``fn(logits [..., C], labels [...] int) -> [...]`` per-example values
+(optax's convention), computed in float32 whatever the logits' dtype. The parametric
+families searched over take their parameter vector first, ``fn(params [P], logits,
+labels)``; ``jax.vmap`` over ``params`` evaluates a whole population. The
+hand-designed baselines live in `arl_jax.baselines` and are re-exported here. Inputs
+are checked at the API boundary (`validate_loss_inputs`).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib.resources
+import inspect
+import json
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from arl_jax.baselines import (
+    RCE_CLAMP,
+    _check_params,
+    _log_probs,
+    _one_hot,
+    bootstrap_hard,
+    bootstrap_soft,
+    cross_entropy,
+    gce,
+    label_smoothing,
+    mae,
+    nce,
+    nce_mae,
+    nce_rce,
+    nfl,
+    poly1,
+    rce,
+    sce,
+    taylor_ce,
+    validate_loss_inputs,
+)
+
+__all__ = [
+    "FAMILIES", "LOSSES", "RCE_CLAMP", "LossFn", "arl_loss", "bootstrap_hard",
+    "bootstrap_soft", "cross_entropy", "family_init", "family_num_params", "gce",
+    "get_loss", "label_smoothing", "load_pretrained", "loss_hyperparams", "mae",
+    "nce", "nce_mae", "nce_rce", "nfl", "poly1", "rce", "sce", "taylor_ce",
+    "taylor_loss", "taylorglo_loss", "validate_loss_inputs",
+]
+
+LossFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+
+def taylor_loss(coeffs: jax.Array, logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """ARL's family: a polynomial in the probability of the labelled class.
+
+    ``loss = sum_{k=1..K} theta_k (p_y - c)^k`` with ``coeffs = [c, theta_1, ...,
+    theta_K]``, any ``K >= 1``. The constant term ``theta_0`` is left out: adding a
+    constant to a loss changes no gradient, so training (and hence fitness) would not
+    depend on it and the search would waste a dimension on it. With ``c = 1`` and
+    ``theta_k = (-1)^k / k`` (`family_init`) this is the Taylor series of
+    ``-log p_y`` around ``p_y = 1``; ``K = 1`` is MAE up to scale and a constant.
+
+    Gao, Gouk & Hospedales, "Searching for Robustness: Loss Learning for Noisy
+    Classification Tasks", ICCV 2021.
+
+    Args:
+      coeffs: ``[K + 1]`` float, ``[c, theta_1, ..., theta_K]``.
+      logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
+
+    Returns:
+      ``[...]`` float32 per-example losses.
+    """
+    _check_params(coeffs, "coeffs", 2, None)
+    _, log_py = _log_probs(logits, labels)
+    coeffs = jnp.asarray(coeffs, jnp.float32)
+    d = jnp.exp(log_py) - coeffs[0]
+    acc = jnp.zeros_like(d)
+    for k in range(coeffs.shape[0] - 1, 0, -1):  # Horner: d (th1 + d (th2 + ...))
+        acc = acc * d + coeffs[k]
+    return acc * d
+
+
+def taylorglo_loss(
+    params: jax.Array, logits: jax.Array, labels: jax.Array
+) -> jax.Array:
+    """TaylorGLO's family: a 3rd-order bivariate Taylor polynomial in (y, p).
+
+    With ``params = [c_y, c_p, t_1, ..., t_6]``, one-hot label ``y_i``, softmax
+    ``p_i``, ``v_i = y_i - c_y`` and ``u_i = p_i - c_p``, the loss is
+    ``-(1/C) sum_i [t_1 u + t_2 u^2/2 + t_3 u^3/6 + t_4 v u + t_5 v u^2/2
+    + t_6 v^2 u/2]``: the terms of the expansion around ``(c_y, c_p)`` without the
+    constant and without the terms in ``v`` alone (they do not depend on the
+    prediction, so they change no gradient). The factorial weights, the sign and the
+    mean over classes follow the paper, so published parameter vectors can be used.
+
+    Gonzalez & Miikkulainen, "Optimizing Loss Functions Through Multi-Variate Taylor
+    Polynomial Parameterization", GECCO 2021 (arXiv:2002.00059).
+
+    Args:
+      params: ``[8]`` float, ``[c_y, c_p, t_1, ..., t_6]``.
+      logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
+
+    Returns:
+      ``[...]`` float32 per-example losses.
+    """
+    _check_params(params, "params", 8, 8)
+    log_p, _ = _log_probs(logits, labels)
+    t = jnp.asarray(params, jnp.float32)
+    v = _one_hot(labels, log_p) - t[0]  # [..., C]
+    u = jnp.exp(log_p) - t[1]  # [..., C]
+    terms = (
+        t[2] * u + t[3] * u**2 / 2 + t[4] * u**3 / 6
+        + t[5] * v * u + t[6] * v * u**2 / 2 + t[7] * v**2 * u / 2
+    )
+    return -jnp.mean(terms, axis=-1)
+
+
+FAMILIES: dict[str, Callable[..., jax.Array]] = {
+    "taylor": taylor_loss,
+    "taylorglo": taylorglo_loss,
+}
+
+
+def family_num_params(family: str, order: int) -> int:
+    """Length of a parameter vector: ``order + 1`` for "taylor", 8 for "taylorglo".
+
+    Args:
+      family: a key of `FAMILIES`.
+      order: the polynomial order K (>= 1); TaylorGLO is always 3rd order, so it is
+        ignored there.
+
+    Returns:
+      The number of parameters P.
+    """
+    if family == "taylor":
+        if int(order) != order or order < 1:
+            raise ValueError(f"taylor order must be an integer >= 1; got {order}")
+        return int(order) + 1
+    if family == "taylorglo":
+        return 8
+    raise ValueError(f"unknown family {family!r}; valid families: {sorted(FAMILIES)}")
+
+
+def family_init(family: str, order: int) -> np.ndarray:
+    """A sensible starting mean for CMA-ES: a cross-entropy-like member of the family.
+
+    "taylor": ``c = 1``, ``theta_k = (-1)^k / k``, the Taylor series of ``-log p``
+    around ``p = 1`` (``-log p = sum_k (1 - p)^k / k``) truncated at ``order``.
+    "taylorglo": ``c_y = 0, c_p = 1, t_4 = 1, t_5 = -1``, the rest 0, which gives
+    ``((1 - p_y) + (1 - p_y)^2 / 2) / C``: the second-order Taylor series of
+    cross-entropy, divided by C by the family's mean over classes; the other classes
+    contribute nothing (their ``v = 0`` and ``t_1 = t_2 = t_3 = 0``).
+
+    Args:
+      family: a key of `FAMILIES`.
+      order: the polynomial order (ignored for "taylorglo").
+
+    Returns:
+      ``[family_num_params(family, order)]`` float32 array.
+    """
+    n = family_num_params(family, order)
+    if family == "taylor":
+        k = np.arange(1, n)
+        return np.concatenate([[1.0], (-1.0) ** k / k]).astype(np.float32)
+    return np.array([0, 1, 0, 0, 0, 1, -1, 0], np.float32)
+
+
+
+_PRETRAINED_KEYS = {"family", "coeffs", "fitness", "generation", "command", "seed",
+                    "date", "provisional"}
+
+
+@functools.cache
+def _read_pretrained() -> dict[str, Any]:
+    path = importlib.resources.files("arl_jax").joinpath("pretrained").joinpath(
+        "arl.json"
+    )
+    data = json.loads(path.read_text())
+    missing = _PRETRAINED_KEYS - set(data)
+    if missing or data["family"] not in FAMILIES:
+        raise ValueError(f"{path}: bad pretrained file (missing {sorted(missing)})")
+    return data
+
+
+def load_pretrained() -> dict[str, Any]:
+    """The shipped ARL coefficients with their provenance (read once, then cached).
+
+    Returns:
+      A fresh dict from ``arl_jax/pretrained/arl.json`` with keys family, coeffs,
+      fitness, generation, command, seed, date, provisional (and maybe note).
+    """
+    return copy.deepcopy(_read_pretrained())
+
+
+def arl_loss(logits: jax.Array, labels: jax.Array, coeffs=None) -> jax.Array:
+    """The learned robust loss (ARL), a drop-in replacement for cross-entropy.
+
+    Gao, Gouk & Hospedales, "Searching for Robustness: Loss Learning for Noisy
+    Classification Tasks", ICCV 2021.
+
+    Args:
+      logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
+      coeffs: ``[K + 1]`` coefficients of `taylor_loss`; ``None`` uses the shipped
+        pretrained ones (`load_pretrained`, whose family may also be "taylorglo").
+
+    Returns:
+      ``[...]`` float32 per-example losses.
+    """
+    family = "taylor"
+    if coeffs is None:
+        pretrained = _read_pretrained()
+        family, coeffs = pretrained["family"], np.asarray(pretrained["coeffs"])
+    return FAMILIES[family](jnp.asarray(coeffs, jnp.float32), logits, labels)
+
+
+LOSSES: dict[str, Callable[..., jax.Array]] = {
+    "cross_entropy": cross_entropy,
+    "label_smoothing": label_smoothing,
+    "mae": mae,
+    "gce": gce,
+    "taylor_ce": taylor_ce,
+    "poly1": poly1,
+    "rce": rce,
+    "sce": sce,
+    "nce": nce,
+    "nce_rce": nce_rce,
+    "nce_mae": nce_mae,
+    "nfl": nfl,
+    "bootstrap_soft": bootstrap_soft,
+    "bootstrap_hard": bootstrap_hard,
+    "arl": arl_loss,
+}
+
+
+def loss_hyperparams(name: str) -> dict[str, Any]:
+    """The hyper-parameters of loss ``name`` with their defaults (``{}`` if none)."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; valid names: {sorted(LOSSES)}")
+    params = inspect.signature(LOSSES[name]).parameters.values()
+    return {p.name: p.default for p in params if p.name not in ("logits", "labels")}
+
+
+def get_loss(name: str, **hyperparams: Any) -> LossFn:
+    """Look a loss up by name and bind its hyper-parameters.
+
+    Args:
+      name: a key of `LOSSES`.
+      **hyperparams: keyword hyper-parameters of that loss (see `loss_hyperparams`).
+
+    Returns:
+      ``fn(logits, labels) -> [...]``.
+    """
+    valid = loss_hyperparams(name)
+    unknown = sorted(set(hyperparams) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown hyper-parameter(s) {unknown} for loss {name!r}; "
+            f"valid: {sorted(valid) or 'none'}"
+        )
+    return functools.partial(LOSSES[name], **hyperparams)
