@@ -1,0 +1,350 @@
+"""Tests for arl_jax.losses (and the baselines it re-exports).
+
+Values are checked against independent float64 numpy versions of each formula.
+"""
+
+import json
+import pathlib
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from arl_jax import losses
+
+C = 10
+A_RCE = -np.log(1e-4)  # Wang et al. (2019): log of the one-hot clamped at 1e-4
+PRETRAINED = pathlib.Path(losses.__file__).parent / "pretrained" / "arl.json"
+
+
+def _points() -> tuple[np.ndarray, np.ndarray]:
+    """[8, C] float32 logits and labels: random rows plus p_y near 0 and near 1."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.0, 2.0, (8, C)).astype(np.float32)
+    labels = rng.integers(0, C, 8).astype(np.int32)
+    logits[0, labels[0]] = -15.0  # p_y ~ 3e-7
+    logits[1, labels[1]] = 15.0  # p_y ~ 1 - 3e-6
+    logits[2] = 0.0  # uniform, p_y = 1 / C
+    logits[3, labels[3]] = -8.0
+    logits[4, labels[4]] = 9.0
+    return logits, labels
+
+
+def _logits_for(p_y: np.ndarray) -> np.ndarray:
+    """[n, C] logits giving exactly probability p_y to class 0, the rest equal."""
+    z = np.zeros((len(p_y), C))
+    z[:, 0] = np.log(p_y) - np.log((1.0 - p_y) / (C - 1))
+    return z.astype(np.float32)
+
+
+# ------------------------------------------------------------ numpy references
+
+
+def _np_probs(logits, labels):
+    z = np.asarray(logits, np.float64)
+    z = z - z.max(-1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    onehot = np.eye(z.shape[-1])[labels]
+    return np.exp(log_p), log_p, onehot, (onehot * np.exp(log_p)).sum(-1)
+
+
+def np_loss(name, logits, labels, **hp):
+    """Independent float64 implementation of each named loss."""
+    p, log_p, oh, py = _np_probs(logits, labels)
+    ce = -np.log(py)
+    nce = np.log(py) / log_p.sum(-1)
+    if name == "cross_entropy":
+        return ce
+    if name == "label_smoothing":
+        eps = hp.get("eps", 0.1)
+        return -(((1 - eps) * oh + eps / C) * log_p).sum(-1)
+    if name == "mae":
+        return 1 - py
+    if name == "gce":
+        q = hp.get("q", 0.7)
+        return (1 - py**q) / q
+    if name == "taylor_ce":
+        return sum((1 - py) ** k / k for k in range(1, hp.get("order", 2) + 1))
+    if name == "poly1":
+        return ce + hp.get("eps", 1.0) * (1 - py)
+    if name == "rce":
+        return A_RCE * (1 - py)
+    if name == "sce":
+        return hp.get("alpha", 0.1) * ce + hp.get("beta", 1.0) * A_RCE * (1 - py)
+    if name == "nce":
+        return nce
+    if name == "nce_rce":
+        return hp.get("alpha", 1.0) * nce + hp.get("beta", 1.0) * A_RCE * (1 - py)
+    if name == "nce_mae":
+        return hp.get("alpha", 1.0) * nce + hp.get("beta", 1.0) * (1 - py)
+    if name == "nfl":
+        focal = -((1 - p) ** hp.get("gamma", 0.5)) * log_p
+        return (focal * oh).sum(-1) / focal.sum(-1)
+    if name == "bootstrap_soft":
+        beta = hp.get("beta", 0.95)
+        return -((beta * oh + (1 - beta) * p) * log_p).sum(-1)
+    if name == "bootstrap_hard":
+        beta, hard = hp.get("beta", 0.8), np.eye(C)[p.argmax(-1)]
+        return -((beta * oh + (1 - beta) * hard) * log_p).sum(-1)
+    if name == "arl":
+        return np_taylor(json.loads(PRETRAINED.read_text())["coeffs"], py)
+    raise KeyError(name)
+
+
+def np_taylor(coeffs, py):
+    return sum(t * (py - coeffs[0]) ** k for k, t in enumerate(coeffs[1:], start=1))
+
+
+def np_taylorglo(params, logits, labels):
+    p, _, oh, _ = _np_probs(logits, labels)
+    c_y, c_p, t1, t2, t3, t4, t5, t6 = params
+    u, v = p - c_p, oh - c_y
+    terms = (t1 * u + t2 * u**2 / 2 + t3 * u**3 / 6 + t4 * v * u + t5 * v * u**2 / 2
+             + t6 * v**2 * u / 2)
+    return -terms.sum(-1) / C
+
+
+CASES = [(name, {}) for name in losses.LOSSES] + [
+    ("label_smoothing", {"eps": 0.3}),
+    ("gce", {"q": 0.3}),
+    ("taylor_ce", {"order": 5}),
+    ("poly1", {"eps": -0.5}),
+    ("sce", {"alpha": 1.0, "beta": 0.5}),
+    ("nce_rce", {"alpha": 10.0, "beta": 0.1}),
+    ("nce_mae", {"alpha": 2.0, "beta": 3.0}),
+    ("nfl", {"gamma": 2.0}),
+    ("bootstrap_soft", {"beta": 0.5}),
+    ("bootstrap_hard", {"beta": 0.3}),
+]
+
+
+@pytest.mark.parametrize(("name", "hp"), CASES)
+def test_loss_matches_numpy(name, hp):
+    logits, labels = _points()
+    got = losses.get_loss(name, **hp)(logits, labels)
+    assert got.shape == (8,) and got.dtype == jnp.float32
+    np.testing.assert_allclose(got, np_loss(name, logits, labels, **hp),
+                               rtol=1e-4, atol=2e-6)
+
+
+@pytest.mark.parametrize("name", list(losses.LOSSES))
+def test_gradient_finite_at_extremes(name):
+    logits, labels = _points()
+    grad = jax.grad(lambda z: losses.get_loss(name)(z, labels).sum())(logits)
+    assert np.isfinite(grad).all()
+    assert np.abs(grad[2:]).sum() > 0  # not trivially zero
+
+
+def test_published_defaults():
+    defaults = {n: losses.loss_hyperparams(n) for n in losses.LOSSES}
+    assert defaults["label_smoothing"] == {"eps": 0.1}
+    assert defaults["gce"] == {"q": 0.7}
+    assert defaults["taylor_ce"] == {"order": 2}
+    assert defaults["poly1"] == {"eps": 1.0}
+    assert defaults["sce"] == {"alpha": 0.1, "beta": 1.0}
+    assert defaults["nce_rce"] == defaults["nce_mae"] == {"alpha": 1.0, "beta": 1.0}
+    assert defaults["nfl"] == {"gamma": 0.5}
+    assert defaults["bootstrap_soft"] == {"beta": 0.95}
+    assert defaults["bootstrap_hard"] == {"beta": 0.8}
+    assert defaults["arl"] == {"coeffs": None}
+    assert defaults["cross_entropy"] == defaults["mae"] == {}
+
+
+def test_closed_form_gradients():
+    logits, labels = _points()
+    p, _, oh, py = _np_probs(logits, labels)
+    # d(1 - p_y)/dz = -p_y (onehot - p)
+    grad = jax.grad(lambda z: losses.mae(z, labels).sum())(logits)
+    np.testing.assert_allclose(grad, -py[:, None] * (oh - p), atol=1e-6)
+    # Bootstrapping with a fixed target t: d/dz = p - t = beta (p - onehot).
+    grad = jax.grad(lambda z: losses.bootstrap_soft(z, labels, beta=0.7).sum())(logits)
+    np.testing.assert_allclose(grad, 0.7 * (p - oh), atol=1e-6)
+
+
+# ------------------------------------------------------------ the searched families
+
+
+def test_taylor_and_taylorglo_match_numpy():
+    logits, labels = _points()
+    _, _, _, py = _np_probs(logits, labels)
+    coeffs = np.array([0.4, -1.5, 0.7, 2.0, -0.3], np.float32)
+    np.testing.assert_allclose(losses.taylor_loss(coeffs, logits, labels),
+                               np_taylor(coeffs, py), rtol=1e-5, atol=1e-6)
+    params = np.array([0.2, 0.6, 1.0, -0.5, 2.0, 3.0, -1.0, 0.5], np.float32)
+    np.testing.assert_allclose(losses.taylorglo_loss(params, logits, labels),
+                               np_taylorglo(params, logits, labels),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_taylor_series_approaches_cross_entropy():
+    p_y = np.linspace(0.3, 0.999, 50)
+    logits, labels = _logits_for(p_y), np.zeros(50, np.int32)
+    ce = np.asarray(losses.cross_entropy(logits, labels))
+    np.testing.assert_allclose(ce, -np.log(p_y), rtol=1e-5, atol=1e-6)
+    errors = [np.abs(losses.taylor_loss(losses.family_init("taylor", k), logits,
+                                        labels) - ce).max() for k in range(1, 11)]
+    assert all(b < a for a, b in zip(errors, errors[1:], strict=False)), errors
+    assert errors[0] > 0.3 and errors[-1] < 0.01, errors
+
+
+def test_taylor_order_one_is_mae_up_to_scale():
+    logits, labels = _points()
+    mae = np.asarray(losses.mae(logits, labels))
+    np.testing.assert_allclose(
+        losses.taylor_loss(losses.family_init("taylor", 1), logits, labels), mae,
+        atol=1e-6)
+    c, theta = 0.3, 2.5  # theta (p - c) = -theta (1 - p) + theta (1 - c)
+    got = losses.taylor_loss(jnp.array([c, theta]), logits, labels)
+    np.testing.assert_allclose(got, -theta * mae + theta * (1 - c), atol=1e-5)
+
+
+def test_taylorglo_init_is_scaled_second_order_ce():
+    logits, labels = _points()
+    got = losses.taylorglo_loss(losses.family_init("taylorglo", 3), logits, labels)
+    np.testing.assert_allclose(got, losses.taylor_ce(logits, labels) / C, atol=1e-6)
+
+
+@pytest.mark.parametrize(("family", "order", "n"),
+                         [("taylor", 1, 2), ("taylor", 4, 5), ("taylorglo", 3, 8)])
+def test_family_num_params_and_init(family, order, n):
+    assert losses.family_num_params(family, order) == n
+    init = losses.family_init(family, order)
+    assert init.shape == (n,) and init.dtype == np.float32
+    if family == "taylor":
+        k = np.arange(1, n)
+        np.testing.assert_allclose(init, np.r_[1.0, (-1.0) ** k / k])
+
+
+@pytest.mark.parametrize("name", ["mae", "rce", "nce", "nce_rce", "nce_mae"])
+def test_symmetric_losses_sum_to_a_constant(name):
+    logits = np.random.default_rng(1).normal(0, 3, (6, C)).astype(np.float32)
+    fn = losses.get_loss(name)
+    total = sum(fn(logits, np.full(6, k, np.int32)) for k in range(C))
+    expected = {"mae": C - 1, "rce": A_RCE * (C - 1), "nce": 1.0,
+                "nce_rce": 1 + A_RCE * (C - 1), "nce_mae": 1.0 + C - 1}[name]
+    np.testing.assert_allclose(total, expected, rtol=1e-5)
+
+
+def test_cross_entropy_is_not_symmetric():
+    logits = np.random.default_rng(1).normal(0, 3, (6, C)).astype(np.float32)
+    total = sum(losses.cross_entropy(logits, np.full(6, k, np.int32)) for k in range(C))
+    assert np.ptp(np.asarray(total)) > 1.0
+
+
+# ------------------------------------------------------ transformations and dtypes
+
+
+@pytest.mark.parametrize("name", list(losses.LOSSES))
+def test_jit_matches_eager_and_bfloat16_is_finite(name):
+    logits, labels = _points()
+    fn = losses.get_loss(name)
+    np.testing.assert_allclose(jax.jit(fn)(logits, labels), fn(logits, labels),
+                               rtol=1e-6, atol=1e-7)
+    low = jnp.asarray(logits, jnp.bfloat16)
+    out = fn(low, labels)
+    assert out.dtype == jnp.float32 and np.isfinite(out).all()
+    # Computed in float32 from the bfloat16 values, not in bfloat16.
+    np.testing.assert_allclose(out, fn(low.astype(jnp.float32), labels), rtol=1e-6)
+
+
+@pytest.mark.parametrize(("fn", "pop"), [
+    (losses.taylor_loss, np.random.default_rng(2).normal(size=(5, 5))),
+    (losses.taylorglo_loss, np.random.default_rng(3).normal(size=(5, 8))),
+])
+def test_vmap_over_coefficients_equals_loop(fn, pop):
+    logits, labels = _points()
+    pop = jnp.asarray(pop, jnp.float32)  # [pop, P]
+    got = jax.jit(jax.vmap(fn, in_axes=(0, None, None)))(pop, logits, labels)
+    assert got.shape == (5, 8)
+    want = np.stack([fn(c, logits, labels) for c in pop])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_jit_traces_once_and_grad_wrt_coeffs():
+    logits, labels = _points()
+    _, _, _, py = _np_probs(logits, labels)
+
+    @jax.jit
+    @chex.assert_max_traces(n=1)
+    def total(coeffs):
+        return losses.taylor_loss(coeffs, logits, labels).sum()
+
+    c = jnp.array([0.8, -1.0, 0.5, 0.3])
+    grad = jax.grad(total)(c)
+    total(c + 1.0)  # new values, same shapes: no retrace
+    d = py - 0.8  # d loss / d theta_k = d^k; d loss / d c = -sum_k k theta_k d^(k-1)
+    want = [-(-1.0 + 2 * 0.5 * d + 3 * 0.3 * d**2).sum(), d.sum(),
+            (d**2).sum(), (d**3).sum()]
+    np.testing.assert_allclose(grad, want, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------ ARL and the registry
+
+
+def test_load_pretrained_and_arl_default():
+    data = losses.load_pretrained()
+    on_disk = json.loads(PRETRAINED.read_text())
+    assert data == on_disk
+    for key in ["family", "coeffs", "fitness", "generation", "command", "seed",
+                "date", "provisional"]:
+        assert key in data
+    assert data["provisional"] is True and data["family"] in losses.FAMILIES
+    data["coeffs"].append(99.0)  # a fresh copy each call: the cache is untouched
+    assert losses.load_pretrained()["coeffs"] == on_disk["coeffs"]
+    logits, labels = _points()
+    np.testing.assert_allclose(
+        losses.arl_loss(logits, labels),
+        losses.FAMILIES[on_disk["family"]](jnp.asarray(on_disk["coeffs"]), logits,
+                                           labels), rtol=1e-6)
+
+
+def test_provisional_arl_is_bounded_and_decreasing():
+    p_y = np.linspace(0.001, 0.999, 200)
+    curve = np.asarray(losses.arl_loss(_logits_for(p_y), np.zeros(200, np.int32)))
+    assert (np.diff(curve) < 0).all() and 0 <= curve.min() and curve.max() < 1.2
+
+
+def test_get_loss_binds_hyperparameters():
+    logits, labels = _points()
+    np.testing.assert_allclose(losses.get_loss("gce", q=0.4)(logits, labels),
+                               losses.gce(logits, labels, q=0.4))
+    coeffs = jnp.array([1.0, -2.0, 1.0])
+    np.testing.assert_allclose(losses.get_loss("arl", coeffs=coeffs)(logits, labels),
+                               losses.taylor_loss(coeffs, logits, labels))
+
+
+# ------------------------------------------------------------------ bad inputs
+
+LOGITS = np.zeros((4, C), np.float32)
+LABELS = np.array([0, 1, 2, 3], np.int32)
+
+
+@pytest.mark.parametrize(("call", "match"), [
+    (lambda: losses.cross_entropy(LOGITS, np.array([0, 1, 2, C])), r"\[0, 10\)"),
+    (lambda: losses.gce(LOGITS, np.array([0, -1, 2, 3])), r"\[0, 10\)"),
+    (lambda: losses.taylor_loss(jnp.ones(3), LOGITS, np.array([0, 1, 2, 11])),
+     r"\[0, 10\)"),
+    (lambda: losses.mae(LOGITS, LABELS[:3]), "shape"),
+    (lambda: losses.nce(LOGITS[:, :1], LABELS), "C >= 2"),
+    (lambda: losses.sce(LOGITS, LABELS.astype(np.float32)), "integer"),
+    (lambda: losses.taylor_loss(jnp.ones(1), LOGITS, LABELS), "at least 2"),
+    (lambda: losses.taylor_loss(jnp.ones((3, 4)), LOGITS, LABELS), "1-D"),
+    (lambda: losses.taylorglo_loss(jnp.ones(7), LOGITS, LABELS), "8"),
+    (lambda: losses.get_loss("crossentropy"), "cross_entropy"),
+    (lambda: losses.get_loss("gce", gamma=1.0), "'q'"),
+    (lambda: losses.get_loss("mae", eps=0.1), "none"),
+    (lambda: losses.taylor_ce(LOGITS, LABELS, order=0), "order"),
+    (lambda: losses.family_num_params("glo", 3), "taylorglo"),
+    (lambda: losses.family_init("taylor", 0), "order"),
+])
+def test_bad_input_raises_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_label_range_check_skipped_under_jit():
+    bad = np.array([0, 1, 2, C], np.int32)
+    out = jax.jit(losses.cross_entropy)(LOGITS, bad)  # no concrete values: no check
+    assert out.shape == (4,)
