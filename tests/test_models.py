@@ -1,0 +1,114 @@
+"""Tests for arl_jax.models: every architecture builds, shapes, sizes, support."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from arl_jax import models
+
+# (arch, input shape) pairs the search may draw: Fashion-MNIST, MNIST-1D, digits,
+# synthetic vectors and 32x32 colour images.
+CASES = [
+    ("mlp", (28, 28, 1)),
+    ("mlp-s", (40,)),
+    ("mlp-l", (8, 8, 1)),
+    ("mlp-dropout", (20,)),
+    ("cnn", (28, 28, 1)),
+    ("cnn", (8, 8, 1)),
+    ("cnn1d", (40,)),
+    ("resnet", (32, 32, 3)),
+]
+
+
+@pytest.mark.parametrize("arch,shape", CASES)
+def test_output_shape_and_dtype(arch, shape):
+    model = models.build_model(arch, num_classes=7)
+    x = jnp.ones((3, *shape), jnp.float32)
+    params = model.init(jax.random.key(0), x)
+    out = model.apply(params, x)
+    assert out.shape == (3, 7) and out.dtype == jnp.float32
+    out_train = model.apply(params, x, train=True, rngs={"dropout": jax.random.key(1)})
+    assert out_train.shape == (3, 7)
+    assert bool(jnp.all(jnp.isfinite(out_train)))
+
+
+def test_every_named_arch_builds_on_a_supported_shape():
+    shapes = [(28, 28, 1), (40,), (32, 32, 3)]
+    for name in models.ARCHS:
+        shape = next(s for s in shapes if models.arch_supports(name, s))
+        assert models.param_count(name, shape, 10) > 0
+
+
+def test_mlp_param_count_closed_form():
+    # 784-256-256-10: weights plus biases of each Dense layer.
+    expected = (784 * 256 + 256) + (256 * 256 + 256) + (256 * 10 + 10)
+    assert models.param_count("mlp", (28, 28, 1), 10) == expected
+    cfg = models.mlp(depth=3, width=64)
+    expected = (40 * 64 + 64) + 2 * (64 * 64 + 64) + (64 * 10 + 10)
+    assert models.param_count(cfg, (40,), 10) == expected
+
+
+def test_param_counts_reasonable():
+    counts = {
+        "mlp-s": models.param_count("mlp-s", (28, 28, 1), 10),
+        "mlp-l": models.param_count("mlp-l", (28, 28, 1), 10),
+        "cnn": models.param_count("cnn", (28, 28, 1), 10),
+        "cnn1d": models.param_count("cnn1d", (40,), 10),
+        "resnet": models.param_count("resnet", (32, 32, 3), 10),
+    }
+    assert counts["mlp-s"] < counts["mlp-l"] < 3_000_000
+    for name in ("cnn", "cnn1d", "resnet"):
+        assert 10_000 < counts[name] < 1_000_000, (name, counts[name])
+    # ResNet-8: stem + 3 stages x 2 convs + 2 projections, channels 16-32-64.
+    convs = 9 * 3 * 16 + 9 * (16 * 16 + 16 * 16) + 9 * (16 * 32 + 32 * 32) + 16 * 32
+    convs += 9 * (32 * 64 + 64 * 64) + 32 * 64
+    assert math.isclose(counts["resnet"], convs, rel_tol=0.05)
+
+
+def test_arch_supports():
+    assert models.arch_supports("mlp", (40,))
+    assert models.arch_supports("mlp", (28, 28, 1))
+    assert models.arch_supports("cnn", (28, 28, 1))
+    assert models.arch_supports("cnn", (8, 8, 1))
+    assert not models.arch_supports("cnn", (40,))
+    assert not models.arch_supports("cnn", (4, 4, 1))
+    assert models.arch_supports("cnn1d", (40,))
+    assert not models.arch_supports("cnn1d", (28, 28, 1))
+    assert models.arch_supports("resnet", (32, 32, 3))
+    assert not models.arch_supports("resnet", (20,))
+
+
+def test_dropout_train_vs_eval():
+    model = models.build_model("mlp-dropout", 10)
+    x = jnp.ones((4, 20))
+    params = model.init(jax.random.key(0), x)
+    a = model.apply(params, x, train=True, rngs={"dropout": jax.random.key(1)})
+    b = model.apply(params, x, train=True, rngs={"dropout": jax.random.key(2)})
+    assert not jnp.allclose(a, b)  # training draws masks
+    e1, e2 = model.apply(params, x), model.apply(params, x)
+    assert jnp.array_equal(e1, e2)  # evaluation is deterministic, needs no rng
+
+
+def test_config_is_frozen_hashable_and_prints_readably():
+    cfg = models.ARCHS["cnn"]
+    assert hash(cfg) == hash(models.ArchConfig(**vars(cfg)))
+    assert repr(cfg).startswith("ArchConfig(kind='cnn', widths=(128,), channels=(16")
+    assert eval(repr(cfg), {"ArchConfig": models.ArchConfig}) == cfg
+    with pytest.raises(AttributeError):
+        cfg.kind = "mlp"
+    assert models.ArchConfig(widths=[64, 32]).widths == (64, 32)
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="kind"):
+        models.ArchConfig(kind="transformer")
+    with pytest.raises(ValueError, match="dropout"):
+        models.ArchConfig(dropout=1.0)
+    with pytest.raises(ValueError, match="channels"):
+        models.ArchConfig(kind="cnn")
+    with pytest.raises(ValueError, match="unknown architecture"):
+        models.build_model("vgg", 10)
+    with pytest.raises(ValueError, match="depth"):
+        models.mlp(depth=5, width=64)
