@@ -13,6 +13,7 @@ only; validation and test labels stay clean.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 from collections.abc import Mapping
@@ -110,14 +111,7 @@ def symmetric(
     num_classes = _check_num_classes(num_classes)
     _check_rate(rate)
     labels = _check_labels(labels, num_classes)
-    k_flip, k_class = jax.random.split(key)
-    flip = jax.random.bernoulli(k_flip, rate, labels.shape)
-    if include_true:
-        new = jax.random.randint(k_class, labels.shape, 0, num_classes, jnp.int32)
-    else:  # a uniform non-zero offset is a uniform draw over the other classes
-        offset = jax.random.randint(k_class, labels.shape, 1, num_classes, jnp.int32)
-        new = (labels + offset) % num_classes
-    return jnp.where(flip, new, labels)
+    return _symmetric(key, labels, rate, num_classes, include_true)
 
 
 def asymmetric(
@@ -147,11 +141,7 @@ def asymmetric(
     table, num_classes = _mapping_table(mapping)
     _check_rate(rate)
     labels = _check_labels(labels, num_classes)
-    size = len(table)
-    target = jnp.asarray(table)[jnp.clip(labels, 0, size - 1)]
-    target = jnp.where(labels < size, target, labels)
-    flip = jax.random.bernoulli(key, rate, labels.shape)
-    return jnp.where(flip, target, labels)
+    return _asymmetric(key, labels, rate, jnp.asarray(table))
 
 
 def pairflip(
@@ -166,8 +156,7 @@ def pairflip(
     num_classes = _check_num_classes(num_classes)
     _check_rate(rate)
     labels = _check_labels(labels, num_classes)
-    flip = jax.random.bernoulli(key, rate, labels.shape)
-    return jnp.where(flip, (labels + 1) % num_classes, labels)
+    return _pairflip(key, labels, num_classes, rate)
 
 
 def instance_dependent(
@@ -210,8 +199,40 @@ def instance_dependent(
         raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
     if not (isinstance(norm_std, int | float) and norm_std > 0):
         raise ValueError(f"norm_std must be a positive number, got {norm_std!r}")
+    x = jnp.asarray(features, jnp.float32).reshape(labels.shape[0], -1)  # [n, d]
+    return _instance(key, x, labels, rate, num_classes, float(norm_std))
+
+
+# Jitted cores: one compilation per shape; the public wrappers validate first.
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _symmetric(key, labels, rate, num_classes, include_true):
+    k_flip, k_class = jax.random.split(key)
+    flip = jax.random.bernoulli(k_flip, rate, labels.shape)
+    if include_true:
+        new = jax.random.randint(k_class, labels.shape, 0, num_classes, jnp.int32)
+    else:  # a uniform non-zero offset is a uniform draw over the other classes
+        offset = jax.random.randint(k_class, labels.shape, 1, num_classes, jnp.int32)
+        new = (labels + offset) % num_classes
+    return jnp.where(flip, new, labels)
+
+
+@jax.jit
+def _asymmetric(key, labels, rate, table):
+    size = table.shape[0]
+    target = jnp.where(labels < size, table[jnp.clip(labels, 0, size - 1)], labels)
+    flip = jax.random.bernoulli(key, rate, labels.shape)
+    return jnp.where(flip, target, labels)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _pairflip(key, labels, num_classes, rate):
+    flip = jax.random.bernoulli(key, rate, labels.shape)
+    return jnp.where(flip, (labels + 1) % num_classes, labels)
+
+
+@functools.partial(jax.jit, static_argnums=(4, 5))
+def _instance(key, x, labels, rate, num_classes, norm_std):
     n = labels.shape[0]
-    x = jnp.asarray(features, jnp.float32).reshape(n, -1)  # [n, d]
     k_q, k_w, k_flip, k_class = jax.random.split(key, 4)
     lower, upper = (0.0 - rate) / norm_std, (1.0 - rate) / norm_std
     q = rate + norm_std * jax.random.truncated_normal(k_q, lower, upper, (n,))
@@ -221,9 +242,10 @@ def instance_dependent(
     def add_class(c, scores):  # scores [n, C]: rows of class c get x @ W[c]
         return jnp.where((labels == c)[:, None], x @ w[c], scores)
 
-    scores = jax.lax.fori_loop(
-        0, num_classes, add_class, jnp.zeros((n, num_classes), jnp.float32)
-    )
+    zeros = jnp.zeros((n, num_classes), jnp.float32)
+    scores = jax.lax.fori_loop(0, num_classes, add_class, zeros)
+    # Flip with q_i, then draw from softmax over the other classes: one draw from
+    # the reference's P_i = q_i softmax(s_i) + (1 - q_i) e_{y_i}.
     true = jax.nn.one_hot(labels, num_classes, dtype=bool)
     other = jax.random.categorical(k_class, jnp.where(true, -jnp.inf, scores))
     flip = jax.random.bernoulli(k_flip, q)

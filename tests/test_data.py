@@ -1,0 +1,421 @@
+"""Tests for arl_jax.data: shapes, classes, split sizes and disjointness, the real
+Fashion-MNIST files, the TFDS path through mock_data, and the USPS / Clothing1M
+readers on small files written in their real formats."""
+
+import bz2
+import dataclasses
+import hashlib
+import random
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from arl_jax import data
+from arl_jax import data_readers as readers
+
+MNIST1D_SAMPLES = 2000  # small and fast; cached by the loader
+
+
+def row_hashes(x: np.ndarray) -> list[bytes]:
+    """One digest per example, to compare splits by content."""
+    return [hashlib.sha1(row.tobytes()).digest() for row in x]
+
+
+def assert_disjoint(ds: data.Dataset) -> None:
+    train, val, test = (set(row_hashes(x)) for x in (ds.x_train, ds.x_val, ds.x_test))
+    assert len(train) == len(ds.x_train)  # no duplicates within a split either
+    assert not train & val
+    assert not train & test
+    assert not val & test
+
+
+@pytest.fixture(autouse=True)
+def no_env_data_dir(monkeypatch):
+    monkeypatch.delenv("ARL_DATA_DIR", raising=False)
+
+
+class NetworkAccess(BaseException):
+    """Raised on a connection attempt; a BaseException so no `except Exception`
+    on the way (ours in read_tfds included) can swallow it."""
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise NetworkAccess(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+# Local datasets: expected (input_shape, train + val, test) with default settings.
+LOCAL = {
+    "synthetic": ((20,), 5000, 1000),
+    "digits": ((8, 8, 1), 1797 - 359, 359),
+    "mnist1d": ((40,), MNIST1D_SAMPLES * 4 // 5, MNIST1D_SAMPLES // 5),
+}
+LOCAL_KWARGS = {"mnist1d": {"num_samples": MNIST1D_SAMPLES}}
+
+
+@pytest.fixture(scope="module")
+def local_sets():
+    """Each local dataset loaded with seeds 0, 0 (again) and 1."""
+    return {
+        name: [data.load(name, seed=s, **LOCAL_KWARGS.get(name, {})) for s in (0, 0, 1)]
+        for name in LOCAL
+    }
+
+
+@pytest.mark.parametrize("name", list(LOCAL))
+def test_local_shapes_classes_splits(local_sets, name):
+    ds, same, other = local_sets[name]
+    shape, n_train_val, n_test = LOCAL[name]
+    assert ds.name == name and ds.num_classes == 10 and ds.input_shape == shape
+    n_val = round(0.1 * n_train_val)
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (
+        n_train_val - n_val,
+        n_val,
+        n_test,
+    )
+    for x, y in (
+        (ds.x_train, ds.y_train),
+        (ds.x_val, ds.y_val),
+        (ds.x_test, ds.y_test),
+    ):
+        assert x.dtype == np.float32 and y.dtype == np.int32
+        assert x.shape == (len(y), *shape)
+        assert set(np.unique(y)) == set(range(10))
+        assert not x.flags.writeable and not y.flags.writeable
+    if name == "digits":
+        assert ds.x_train.min() == 0.0 and ds.x_train.max() == 1.0
+    if name == "mnist1d":  # the generator's global standardisation
+        x_all = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
+        assert abs(x_all.mean()) < 1e-3 and abs(x_all.std() - 1) < 1e-3
+    assert_disjoint(ds)
+    # Same seed: same split. Another seed: another validation set, same test set.
+    np.testing.assert_array_equal(ds.x_val, same.x_val)
+    np.testing.assert_array_equal(ds.y_train, same.y_train)
+    assert not np.array_equal(ds.x_val, other.x_val)
+    np.testing.assert_array_equal(ds.x_test, other.x_test)
+    assert sorted(row_hashes(np.concatenate([ds.x_train, ds.x_val]))) == sorted(
+        row_hashes(np.concatenate([other.x_train, other.x_val]))
+    )
+
+
+def test_split_train_val_partitions_by_index():
+    x = np.arange(100)[:, None]
+    y = np.arange(100) % 10
+    x_tr, y_tr, x_val, y_val = data.split_train_val(x, y, 0.25, seed=3)
+    assert len(x_val) == 25 and len(x_tr) == 75
+    assert sorted(np.concatenate([x_tr, x_val]).ravel()) == list(range(100))
+    expected_val = np.random.default_rng(3).permutation(100)[:25]
+    np.testing.assert_array_equal(x_val.ravel(), expected_val)
+    np.testing.assert_array_equal(y_val, expected_val % 10)
+
+
+def test_synthetic_kwargs_and_difficulty():
+    ds = data.load("synthetic", num_train=300, num_test=50, dim=7, num_classes=3)
+    assert ds.input_shape == (7,) and ds.num_classes == 3
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (270, 30, 50)
+    assert np.bincount(np.concatenate([ds.y_train, ds.y_val])).tolist() == [100] * 3
+    other_task = data.load(
+        "synthetic", num_train=300, num_test=50, dim=7, num_classes=3, data_seed=1
+    )
+    assert not np.array_equal(ds.x_test, other_task.x_test)
+
+    # Learnable but not linearly: logistic regression stays well below a k-NN.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+
+    ds = data.load("synthetic")
+    linear = LogisticRegression(max_iter=500).fit(ds.x_train, ds.y_train)
+    knn = KNeighborsClassifier(15).fit(ds.x_train, ds.y_train)
+    linear_acc = linear.score(ds.x_test, ds.y_test)
+    knn_acc = knn.score(ds.x_test, ds.y_test)
+    assert linear_acc < 0.8 < 0.85 < knn_acc
+
+
+def test_mnist1d_is_cached_and_leaves_global_rng_alone():
+    np.random.seed(7)
+    random.seed(7)
+    expected = (np.random.random(), random.random())
+    np.random.seed(7)
+    random.seed(7)
+    before = data._mnist1d_arrays.cache_info().misses
+    data.load("mnist1d", num_samples=MNIST1D_SAMPLES, seed=5)
+    data.load("mnist1d", num_samples=MNIST1D_SAMPLES, seed=6)
+    assert data._mnist1d_arrays.cache_info().misses - before <= 1
+    assert (np.random.random(), random.random()) == expected
+
+
+def test_bad_names_and_arguments():
+    with pytest.raises(ValueError, match="valid names: .*mnist1d.*clothing1m"):
+        data.load("imagenet")
+    for fraction in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="val_fraction"):
+            data.load("synthetic", val_fraction=fraction)
+    with pytest.raises(TypeError):
+        data.load("digits", num_samples=10)
+    with pytest.raises(ValueError, match="num_samples"):
+        data.load("mnist1d", num_samples=10)
+
+
+def test_dataset_repr_frozen_and_validation():
+    ds = data.load("synthetic", num_train=40, num_test=10, dim=3)
+    assert repr(ds) == (
+        "Dataset(name='synthetic', num_classes=10, input_shape=(3,), "
+        "train=36, val=4, test=10)"
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ds.y_train = ds.y_val
+    with pytest.raises(ValueError):
+        ds.y_train[0] = 1  # read-only
+    with pytest.raises(ValueError, match="input_shape"):
+        dataclasses.replace(ds, input_shape=(4,))
+    with pytest.raises(ValueError, match="outside"):
+        dataclasses.replace(ds, y_train=np.full_like(ds.y_train, 10))
+    with pytest.raises(ValueError, match="integers"):
+        dataclasses.replace(ds, y_train=ds.y_train.astype(np.float32))
+
+
+# ---------------------------------------------------------------- Fashion-MNIST
+needs_fashion = pytest.mark.skipif(
+    not Path(readers.SYSTEM_FASHION_MNIST_DIR).is_dir(),
+    reason="apt-get install dataset-fashion-mnist (CI installs it)",
+)
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    return data.load("fashion_mnist")
+
+
+@needs_fashion
+def test_real_fashion_mnist(fashion):
+    ds = fashion
+    assert ds.input_shape == (28, 28, 1) and ds.num_classes == 10
+    assert len(ds.y_train) + len(ds.y_val) == 60_000 and len(ds.y_val) == 6_000
+    assert len(ds.y_test) == 10_000
+    y_all = np.concatenate([ds.y_train, ds.y_val])
+    assert np.bincount(y_all).tolist() == [6_000] * 10
+    assert np.bincount(ds.y_test).tolist() == [1_000] * 10
+    assert ds.x_train.dtype == np.float32 and ds.x_train.min() == 0.0
+    assert ds.x_train.max() == 1.0
+    train, val = set(row_hashes(ds.x_train)), set(row_hashes(ds.x_val))
+    assert len(train) == 54_000 and len(val) == 6_000 and not train & val
+    # The split reorders the official training set and loses nothing.
+    raw = readers.read_fashion_mnist(readers.SYSTEM_FASHION_MNIST_DIR)
+    assert train | val == set(row_hashes(raw.x_train))
+    np.testing.assert_array_equal(ds.x_test, raw.x_test)
+
+
+def test_fashion_mnist_checksum_mismatch(tmp_path):
+    for name in readers.FASHION_MNIST_FILES:
+        (tmp_path / name).write_bytes(b"not the real file")
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        readers.read_fashion_mnist(tmp_path)
+
+
+def test_fashion_mnist_search_order(tmp_path, monkeypatch):
+    for name in readers.FASHION_MNIST_FILES:
+        (tmp_path / "fashion-mnist" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "fashion-mnist" / name).write_bytes(b"")
+    monkeypatch.setattr(readers, "SYSTEM_FASHION_MNIST_DIR", str(tmp_path / "none"))
+    assert readers.find_fashion_mnist(None) is None
+    assert readers.find_fashion_mnist(tmp_path) == tmp_path / "fashion-mnist"
+    monkeypatch.setenv("ARL_DATA_DIR", str(tmp_path))
+    assert readers.find_fashion_mnist(None) == tmp_path / "fashion-mnist"
+
+
+def test_fashion_mnist_missing_says_how_to_get_it(tmp_path, monkeypatch, no_network):
+    monkeypatch.setattr(readers, "SYSTEM_FASHION_MNIST_DIR", str(tmp_path / "none"))
+    with pytest.raises(
+        FileNotFoundError, match="apt-get install dataset-fashion-mnist"
+    ):
+        data.load("fashion_mnist", data_dir=tmp_path)
+
+
+def test_read_idx_round_trip(tmp_path):
+    import gzip
+
+    array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(tmp_path / "a-idx3-ubyte.gz", "wb") as f:
+        f.write(header + array.tobytes())
+    np.testing.assert_array_equal(readers.read_idx(tmp_path / "a-idx3-ubyte.gz"), array)
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x08\x01")
+    with pytest.raises(ValueError, match="not an IDX"):
+        readers.read_idx(tmp_path / "bad")
+
+
+# ------------------------------------------------------------------------- TFDS
+TFDS_SETS = {  # name -> (input_shape, num_classes)
+    "mnist": ((28, 28, 1), 10),
+    "kmnist": ((28, 28, 1), 10),
+    "emnist/digits": ((28, 28, 1), 10),
+    "svhn_cropped": ((32, 32, 3), 10),
+    "cifar10": ((32, 32, 3), 10),
+    "cifar100": ((32, 32, 3), 100),
+    "fashion_mnist": ((28, 28, 1), 10),  # the fallback when no local files
+}
+
+
+@pytest.fixture(scope="module")
+def tfds_mocked():
+    """Every TFDS dataset loaded through tfds.testing.mock_data (USE_CODE: no
+    files, no network, no TensorFlow)."""
+    import tensorflow_datasets as tfds
+
+    saved = readers.SYSTEM_FASHION_MNIST_DIR
+    readers.SYSTEM_FASHION_MNIST_DIR = "/nonexistent/fashion-mnist"
+    real_connect = socket.socket.connect
+
+    def refuse(*args, **kwargs):
+        raise NetworkAccess(f"network access attempted: {args}")
+
+    socket.socket.connect = refuse
+    try:
+        with tfds.testing.mock_data(
+            num_examples=20, policy=tfds.testing.MockPolicy.USE_CODE
+        ):
+            return {name: data.load(name, val_fraction=0.25) for name in TFDS_SETS}
+    finally:
+        readers.SYSTEM_FASHION_MNIST_DIR = saved
+        socket.socket.connect = real_connect
+
+
+@pytest.mark.parametrize("name", list(TFDS_SETS))
+def test_tfds_path_through_mock_data(tfds_mocked, name):
+    ds = tfds_mocked[name]
+    shape, num_classes = TFDS_SETS[name]
+    assert ds.name == name and ds.input_shape == shape
+    assert ds.num_classes == num_classes
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (15, 5, 20)
+    for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):
+        assert x.dtype == np.float32 and y.dtype == np.int32
+        assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.0
+        assert 0 <= y.min() and y.max() < num_classes
+    assert "tensorflow" not in sys.modules
+
+
+def test_emnist_is_transposed_to_mnist_layout(tfds_mocked):
+    # The mock draws the same fake examples for the same feature spec.
+    np.testing.assert_array_equal(
+        tfds_mocked["emnist/digits"].x_test,
+        np.swapaxes(tfds_mocked["mnist"].x_test, 1, 2),
+    )
+
+
+def test_tfds_not_prepared_names_the_dataset(tmp_path, no_network):
+    with pytest.raises(FileNotFoundError, match="tfds build cifar10"):
+        data.load("cifar10", data_dir=tmp_path)
+
+
+# ------------------------------------------------------------------------- USPS
+def write_usps(path: Path, labels, pixels) -> None:
+    """LIBSVM lines 'label 1:v ... 256:v' (zeros omitted, as LIBSVM tools do)."""
+    lines = []
+    for label, row in zip(labels, pixels, strict=True):
+        items = [f"{i + 1}:{v:.6g}" for i, v in enumerate(row) if v != 0]
+        lines.append(" ".join([str(label), *items]))
+    with bz2.open(path, "wt") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def test_usps_reader(tmp_path):
+    rng = np.random.default_rng(0)
+    train_labels = np.arange(12) % 10 + 1  # 1..10 as in the LIBSVM release
+    train_pixels = rng.uniform(-1, 1, size=(12, 256)).round(4)
+    train_pixels[:, 5] = 0.0  # omitted from the files: means 0, i.e. 0.5 after scaling
+    test_labels = np.array([10, 1, 2, 3, 4])
+    write_usps(tmp_path / "usps.bz2", train_labels, train_pixels)
+    write_usps(tmp_path / "usps.t.bz2", test_labels, rng.uniform(-1, 1, (5, 256)))
+
+    raw = readers.read_usps(tmp_path)
+    assert raw.x_train.shape == (12, 16, 16, 1) and raw.x_train.dtype == np.float32
+    np.testing.assert_array_equal(raw.y_train, train_labels - 1)
+    np.testing.assert_array_equal(raw.y_test, [9, 0, 1, 2, 3])
+    expected = ((train_pixels + 1) / 2).reshape(12, 16, 16, 1)  # row-major 16x16
+    np.testing.assert_allclose(raw.x_train, expected, atol=1e-6)
+    assert raw.x_train[0, 0, 5, 0] == 0.5
+
+    ds = data.load("usps", data_dir=tmp_path, val_fraction=0.25)
+    assert ds.input_shape == (16, 16, 1)
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (9, 3, 5)
+    assert_disjoint(ds)
+
+
+def test_usps_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="usps.bz2"):
+        data.load("usps", data_dir=tmp_path)
+    write_usps(tmp_path / "usps.bz2", [0, 3], np.zeros((2, 256)) + 0.5)
+    write_usps(tmp_path / "usps.t.bz2", [1], np.zeros((1, 256)) + 0.5)
+    with pytest.raises(ValueError, match="labels must be 1..10"):
+        readers.read_usps(tmp_path)
+
+
+# ------------------------------------------------------------------- Clothing1M
+def write_clothing1m(root: Path) -> dict:
+    """A tiny Clothing1M folder: solid-colour jpgs and the five label/key files."""
+    from PIL import Image
+
+    def image(key: str, colour) -> str:
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 30), colour).save(path, quality=95)
+        return key
+
+    train = [image(f"images/0/0{i}/{i}.jpg", (20 * i, 100, 200)) for i in range(4)]
+    val = [image(f"images/1/00/v{i}.jpg", (200, 20 * i, 0)) for i in range(2)]
+    test = [image(f"images/2/00/t{i}.jpg", (0, 0, 40 * i)) for i in range(3)]
+    noisy = {k: (3 * i + 1) % 14 for i, k in enumerate(train)}
+    clean = {k: i + 5 for i, k in enumerate(val + test)} | {train[0]: 13}
+    files = {
+        "noisy_label_kv.txt": "\n".join(f"{k} {v}" for k, v in noisy.items()),
+        "clean_label_kv.txt": "\n".join(f"{k} {v}" for k, v in clean.items()),
+        "noisy_train_key_list.txt": "\n".join(train),
+        "clean_val_key_list.txt": "\n".join(val),
+        "clean_test_key_list.txt": "\n".join(test),
+    }
+    for name, text in files.items():
+        (root / name).write_text(text + "\n")
+    return {"train": train, "val": val, "test": test, "noisy": noisy, "clean": clean}
+
+
+def test_clothing1m_reader(tmp_path):
+    meta = write_clothing1m(tmp_path / "clothing1m")
+    ds = data.load("clothing1m", data_dir=tmp_path, image_size=8)
+    assert ds.input_shape == (8, 8, 3) and ds.num_classes == 14
+    assert (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (4, 2, 3)
+    # Training labels are the noisy ones (not train[0]'s clean 13), in key-list
+    # order; validation and test labels are the clean ones.
+    assert ds.y_train.tolist() == [meta["noisy"][k] for k in meta["train"]]
+    assert ds.y_train[0] != meta["clean"][meta["train"][0]]
+    assert ds.y_val.tolist() == [meta["clean"][k] for k in meta["val"]]
+    assert ds.y_test.tolist() == [meta["clean"][k] for k in meta["test"]]
+    # A solid colour survives jpeg and resizing (up to jpeg error).
+    colour = np.array([40, 100, 200]) / 255  # train[2]
+    np.testing.assert_allclose(
+        ds.x_train[2], np.broadcast_to(colour, (8, 8, 3)), atol=0.03
+    )
+    capped = data.load(
+        "clothing1m", data_dir=tmp_path, image_size=8, max_train=2, max_eval=1
+    )
+    assert (len(capped.y_train), len(capped.y_val), len(capped.y_test)) == (2, 1, 1)
+
+
+def test_clothing1m_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="noisy_label_kv.txt"):
+        data.load("clothing1m", data_dir=tmp_path)
+    meta = write_clothing1m(tmp_path)
+    (tmp_path / meta["test"][1]).unlink()
+    with pytest.raises(FileNotFoundError, match="missing"):
+        data.load("clothing1m", data_dir=tmp_path)
+    (tmp_path / "clean_test_key_list.txt").write_text("images/none.jpg\n")
+    with pytest.raises(ValueError, match="without a label"):
+        data.load("clothing1m", data_dir=tmp_path)
