@@ -13,8 +13,10 @@ validation split taken from the training set. Scaling, per dataset:
 | usps | (16, 16, 1) | LIBSVM [-1, 1] mapped to [0, 1] | official (usps.t) |
 | clothing1m | (s, s, 3), s = image_size | pixel / 255 after resize | official clean |
 
-Clothing1M's training labels are its real noisy labels and its validation set is the
-official clean one (`val_fraction` is unused); use the noise spec "none" with it.
+TFDS datasets use their train and test splits (svhn_cropped: 73,257 / 26,032; its
+"extra" split is not read). Clothing1M's training labels are its real noisy labels
+and its validation set is the official clean one (`val_fraction` is unused); use
+the noise spec "none" with it.
 """
 
 from __future__ import annotations
