@@ -1,0 +1,113 @@
+"""Tests for arl_jax.parallel on 4 simulated CPU devices (see conftest.py)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from arl_jax import data, inner, parallel
+from arl_jax.models import ArchConfig
+
+CFG = inner.InnerConfig(
+    arch=ArchConfig(kind="mlp", widths=(16,)),
+    num_classes=3,
+    loss="taylor",
+    steps=10,
+    batch_size=32,
+    lr=3e-2,
+)
+
+
+@pytest.fixture(scope="module")
+def mesh():
+    assert jax.device_count() == 4, "conftest.py should simulate 4 CPU devices"
+    return parallel.make_mesh()
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    ds = data.load("synthetic", num_train=200, num_test=100, dim=6, num_classes=3)
+    return inner.Data.from_dataset(ds)
+
+
+def population(n: int) -> jax.Array:
+    """``n`` distinct order-3 Taylor losses around the series of -log p."""
+    base = np.array([1.0, -1.0, 0.5, -1.0 / 3.0], np.float32)
+    steps = np.linspace(-0.3, 0.3, n, dtype=np.float32)[:, None]
+    return jnp.asarray(base + steps)  # [n, 4]
+
+
+def test_mesh_has_a_pop_axis_over_all_devices(mesh):
+    assert mesh.axis_names == ("pop",)
+    assert mesh.devices.shape == (4,)
+    assert parallel.make_mesh(jax.devices()[:2]).devices.size == 2
+
+
+def test_pad_population_repeats_the_last_row():
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    padded, n = parallel.pad_population(x, 4)
+    assert n == 6 and padded.shape == (8, 2)
+    np.testing.assert_array_equal(padded[:6], x)
+    np.testing.assert_array_equal(padded[6:], [x[-1], x[-1]])
+    same, n = parallel.pad_population(jnp.asarray(x), 3)
+    assert n == 6 and same.shape == (6, 2)
+    tree, n = parallel.pad_population({"a": x, "b": x[:, 0]}, 4)
+    assert tree["a"].shape == (8, 2) and tree["b"].shape == (8,) and n == 6
+    with pytest.raises(ValueError):
+        parallel.pad_population(np.zeros((0, 2)), 4)
+
+
+def test_shard_and_replicate(mesh):
+    x = parallel.shard_population(jnp.ones((8, 3)), mesh)
+    assert isinstance(x.sharding, NamedSharding) and x.sharding.spec == P("pop")
+    assert len(x.addressable_shards) == 4
+    assert x.addressable_shards[0].data.shape == (2, 3)
+    r = parallel.replicate({"w": jnp.ones((5,))}, mesh)
+    assert r["w"].sharding.spec == P()
+    assert r["w"].addressable_shards[0].data.shape == (5,)
+    with pytest.raises(ValueError, match="pad it first"):
+        parallel.shard_population(jnp.ones((6, 3)), mesh)
+
+
+def test_sharded_equals_unsharded_and_stays_sharded(mesh, tiny_data):
+    pop = population(8)
+    keys = jax.random.split(jax.random.key(0), 2)
+    plain = inner.make_evaluate(CFG)(pop, keys, tiny_data)
+    sharded_eval = parallel.make_sharded_evaluate(CFG, mesh)
+    assert parallel.make_sharded_evaluate(CFG, mesh) is sharded_eval  # cached
+    out = sharded_eval(pop, keys, parallel.replicate(tiny_data, mesh))
+    for leaf in jax.tree.leaves(out):
+        assert leaf.shape == (8, 2)
+        assert isinstance(leaf.sharding, NamedSharding)
+        assert leaf.sharding.spec == P("pop")
+    fitness = -out.val_acc.mean(axis=1)  # [pop], what the search ranks
+    assert fitness.sharding.spec in (P("pop"), P("pop", None))
+    n_val = tiny_data.y_val.shape[0]
+    np.testing.assert_allclose(out.val_acc, plain.val_acc, atol=1.01 / n_val)
+    np.testing.assert_allclose(out.train_loss, plain.train_loss, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(out.diverged, plain.diverged)
+
+
+def test_population_of_6_on_4_devices(mesh, tiny_data):
+    pop = population(6)
+    keys = jax.random.split(jax.random.key(1), 2)
+    out = parallel.make_sharded_evaluate(CFG, mesh)(pop, keys, tiny_data)
+    assert out.val_acc.shape == (6, 2)
+    plain = inner.make_evaluate(CFG)(pop, keys, tiny_data)
+    n_val = tiny_data.y_val.shape[0]
+    np.testing.assert_allclose(out.val_acc, plain.val_acc, atol=1.01 / n_val)
+    np.testing.assert_allclose(out.train_loss, plain.train_loss, rtol=1e-4, atol=1e-5)
+    host = parallel.to_host(out)
+    assert isinstance(host.val_acc, np.ndarray) and host.val_acc.shape == (6, 2)
+
+
+def test_distributed_start_only_behind_the_flag(monkeypatch):
+    calls = []
+    monkeypatch.setattr(jax.distributed, "initialize", lambda: calls.append(1))
+    assert parallel.maybe_initialize_distributed(False) is False
+    assert calls == []
+    assert parallel.maybe_initialize_distributed(True) is True
+    assert calls == [1]
+    assert parallel.is_main_process()
