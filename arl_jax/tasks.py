@@ -82,7 +82,7 @@ def parse_noise_ranges(text: str, flag: str = "--noise") -> tuple[NoiseRange, ..
 
 def noise_fits(kind: str, dataset: str) -> bool:
     """Whether the noise `kind` is defined for `dataset` (asymmetric needs a map)."""
-    return kind != "asymmetric" or dataset in noise.ASYMMETRIC_MAPS
+    return kind != "asymmetric" or dataset in noise.ASYMMETRIC_MAPPINGS
 
 
 @functools.lru_cache(maxsize=32)

@@ -1,5 +1,6 @@
 """The meta-search: command line, outputs, resume after SIGKILL, progress, sharding."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -154,40 +155,47 @@ def small_cfg(**kw):
 def test_search_improves_on_a_toy_task():
     # Start from a loss that *rewards* low p_y (theta_1 > 0: accuracy near chance or
     # worse); a good loss decreases in p_y, which CMA-ES must find.
-    cfg = small_cfg(pop=8, sigma=0.5, init="0,0.5,0,0,0")
+    cfg = small_cfg(pop=8, sigma=0.5, init="0,0.5,0,0,0", steps=200,
+                    noise="symmetric:0.4")
     mesh = jax.sharding.Mesh(np.array(jax.devices()), ("pop",))
     pool = search.TaskPool(cfg, mesh)
     es, params = search.make_strategy(cfg)
     state = search.init_es_state(cfg, es, params, jax.random.key(0))
     records = []
-    for g in range(5):
+    for g in range(8):
         state, rec = search.run_generation(cfg, es, params, state, pool, g)
         records.append(rec)
     first_mean = records[0]["mean_fitness"]
     best_late = min(r["best_fitness"] for r in records[2:])
     assert best_late < first_mean - 0.2, [r["mean_fitness"] for r in records]
-    assert records[-1]["mean_fitness"] < first_mean
-    # The learned loss decreases in p_y near the top: theta_1 turned negative.
-    assert records[-1]["best_coeffs"][1] < 0.5
+    assert np.mean([r["mean_fitness"] for r in records[-2:]]) < first_mean - 0.1
 
 
 def test_search_population_is_sharded_on_four_devices():
+    from jax.sharding import PartitionSpec as P
+
+    from arl_jax import inner, tasks
+
     assert len(jax.devices()) == 4
-    cfg = small_cfg(pop=6, steps=10)
+    cfg = small_cfg(pop=8, steps=10)
     mesh = jax.sharding.Mesh(np.array(jax.devices()), ("pop",))
     pool = search.TaskPool(cfg, mesh)
     es, params = search.make_strategy(cfg)
     state = search.init_es_state(cfg, es, params, jax.random.key(0))
     population, _ = es.ask(jax.random.key(1), state, params)
-    task = pool.sample(np.random.default_rng(0), 1)
-    fn = pool.evaluator(task[0].dataset, task[0].arch, cfg.family, cfg.steps)
-    from arl_jax import inner, tasks
-
-    clean = pool.clean("synthetic")
-    data = inner.Data.from_dataset(tasks.noisy_task_data(jax.random.key(2), clean,
-                                                         "symmetric:0.5"))
-    m = fn(population, jax.random.split(jax.random.key(3), 1), data)
-    assert m.val_acc.shape == (6, 1)
-    state2, rec = search.run_generation(cfg, es, params, state, pool, 0)
+    fn = pool.evaluator("synthetic", "mlp-s", cfg.family, cfg.steps)
+    noisy = tasks.noisy_task_data(
+        jax.random.key(2), pool.clean("synthetic"), "symmetric:0.5"
+    )
+    m = fn(population, jax.random.split(jax.random.key(3), 1), inner.Data.from_dataset(noisy))
+    assert m.val_acc.shape == (8, 1)
+    assert m.val_acc.sharding.spec == P("pop")
+    assert len(m.val_acc.sharding.device_set) == 4
+    # A whole generation with a population (6) that does not divide 4 devices.
+    cfg6 = dataclasses.replace(cfg, pop=6)
+    es6, params6 = search.make_strategy(cfg6)
+    state6 = search.init_es_state(cfg6, es6, params6, jax.random.key(0))
+    state6, rec = search.run_generation(cfg6, es6, params6, state6,
+                                        search.TaskPool(cfg6, mesh), 0)
     assert np.isfinite(rec["best_fitness"])
-    assert int(state2.generation_counter) == 1
+    assert int(state6.generation_counter) == 1
