@@ -18,6 +18,17 @@ threaded through the pure inner loop's ``lax.scan`` carry with a train/eval swit
 and its batch statistics couple the examples of a batch; GroupNorm is stateless, so
 ``params`` is the whole model state and one candidate's run stays one pure function.
 
+Convolutions: XLA:CPU runs the backward pass of a convolution 10-15x slower inside
+a while loop (the inner run's ``lax.scan``) than outside one (jax-ml/jax#12868: in a
+loop body layout assignment leaves the transposed kernel in an "01oi" layout that
+misses the fast Eigen path; measured here, LeNet's 2nd conv input gradient 390 ms in
+a scan against 9 ms alone). `Conv` therefore computes the same convolution as
+patches @ kernel (im2col: strided slices, a concatenation and one matmul), whose
+gradients are matmuls and pads only; it is the default on CPU (``conv="auto"``).
+Elsewhere (GPU, TPU) "auto" uses ``lax.conv_general_dilated`` (cuDNN). Both share
+``nn.Conv``'s parameters and initialisation, so they are interchangeable. Max
+pooling is a reshape and a max for the same reason (no ``select_and_scatter``).
+
 Dropout: call ``model.apply(params, x, train=True, rngs={"dropout": key})`` to train
 and ``train=False`` (the default, no rng needed) to evaluate.
 """
@@ -31,9 +42,11 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 KINDS = ("mlp", "cnn", "cnn1d", "resnet")
 NORMS = ("none", "group", "layer")
+CONVS = ("auto", "patches", "xla")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +63,8 @@ class ArchConfig:
       norm: ``"none"``, ``"group"`` or ``"layer"``; applied after each conv (resnet
         always normalises; ``"none"`` there means GroupNorm is replaced by identity).
       blocks: basic blocks per ResNet stage.
+      conv: convolution algorithm: "patches" (im2col + matmul), "xla"
+        (``lax.conv_general_dilated``) or "auto" (patches on CPU, xla elsewhere).
     """
 
     kind: str = "mlp"
@@ -59,6 +74,7 @@ class ArchConfig:
     dropout: float = 0.0
     norm: str = "none"
     blocks: int = 1
+    conv: str = "auto"
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -68,6 +84,10 @@ class ArchConfig:
         if self.norm not in NORMS:
             raise ValueError(
                 f"ArchConfig.norm must be one of {NORMS}, got {self.norm!r}"
+            )
+        if self.conv not in CONVS:
+            raise ValueError(
+                f"ArchConfig.conv must be one of {CONVS}, got {self.conv!r}"
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(
@@ -131,6 +151,62 @@ def _norm(kind: str, channels: int) -> nn.Module | None:
     return None
 
 
+def _patches(x: jax.Array, kernel: tuple[int, ...], strides: tuple[int, ...]):
+    """im2col with SAME padding: ``x [B, *S, C] -> [B, *S_out, prod(kernel) * C]``,
+    ``S_out = ceil(S / strides)``; the last axis is ordered (kernel offset, C) like
+    a flattened ``[*kernel, C, features]`` kernel."""
+    pads, outs = [], []
+    for n, k, st in zip(x.shape[1:-1], kernel, strides, strict=True):
+        out = -(-n // st)
+        total = max((out - 1) * st + k - n, 0)
+        pads.append((total // 2, total - total // 2))
+        outs.append(out)
+    xp = jnp.pad(x, [(0, 0), *pads, (0, 0)])
+    cols = []
+    for offset in np.ndindex(*kernel):
+        ends = zip(offset, outs, strides, strict=True)
+        stop = [o + (n - 1) * st + 1 for o, n, st in ends]
+        start, limit = (0, *offset, 0), (x.shape[0], *stop, x.shape[-1])
+        cols.append(jax.lax.slice(xp, start, limit, (1, *strides, 1)))
+    return jnp.concatenate(cols, axis=-1)
+
+
+class Conv(nn.Module):
+    """``nn.Conv(features, kernel_size, strides, padding="SAME")`` with the same
+    parameters, computed as patches @ kernel (``impl="patches"``) or by XLA."""
+
+    features: int
+    kernel_size: tuple[int, ...]
+    strides: tuple[int, ...] | None = None
+    impl: str = "patches"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = tuple(self.kernel_size)
+        strides = tuple(self.strides or (1,) * len(k))
+        shape = (*k, x.shape[-1], self.features)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        if self.impl == "xla":
+            dims = ("NHWC", "HWIO", "NHWC") if len(k) == 2 else ("NHC", "HIO", "NHC")
+            y = jax.lax.conv_general_dilated(
+                x, kernel, strides, "SAME", dimension_numbers=dims
+            )
+        else:
+            y = _patches(x, k, strides) @ kernel.reshape(-1, self.features)
+        return y + bias  # [B, *S_out, features]
+
+
+def max_pool2(x: jax.Array) -> jax.Array:
+    """2 x 2 (or 2 in 1D) max pooling, stride 2, VALID: ``[B, *S, C] -> [B, *S//2, C]``.
+
+    A reshape and a max, equal to ``nn.max_pool(x, window, strides=window)``."""
+    b, *spatial, c = x.shape
+    x = x[(slice(None), *(slice(0, n // 2 * 2) for n in spatial))]
+    split = [d for n in spatial for d in (n // 2, 2)]
+    return x.reshape(b, *split, c).max(axis=tuple(range(2, 2 * len(spatial) + 1, 2)))
+
+
 class _DenseHead(nn.Module):
     """Dense-ReLU(-Dropout) layers of ``widths``, then the class logits."""
 
@@ -170,12 +246,12 @@ class CNN(nn.Module):
         spatial = 1 if self.cfg.kind == "cnn1d" else 2
         if x.ndim == spatial + 1:  # no channel axis: [B, L] -> [B, L, 1]
             x = x[..., None]
-        k, window = (self.cfg.kernel,) * spatial, (2,) * spatial
+        k = (self.cfg.kernel,) * spatial
         for c in self.cfg.channels:
-            x = nn.Conv(c, k, padding="SAME")(x)  # [B, *S, c]
+            x = Conv(c, k, impl=self.cfg.conv)(x)  # [B, *S, c]
             norm = _norm(self.cfg.norm, c)
             x = nn.relu(norm(x) if norm is not None else x)
-            x = nn.max_pool(x, window, strides=window)  # spatial size halves
+            x = max_pool2(x)  # [B, *S // 2, c]
         x = x.reshape(x.shape[0], -1)  # [B, prod(S) * c]
         return _DenseHead(self.cfg.widths, self.num_classes, self.cfg.dropout)(x, train)
 
@@ -186,6 +262,7 @@ class _BasicBlock(nn.Module):
     channels: int
     stride: int
     norm: str
+    impl: str
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -193,11 +270,11 @@ class _BasicBlock(nn.Module):
             n = _norm(self.norm, self.channels)
             return n(y) if n is not None else y
 
-        s = (self.stride, self.stride)
-        y = nn.relu(norm(nn.Conv(self.channels, (3, 3), s, padding="SAME")(x)))
-        y = norm(nn.Conv(self.channels, (3, 3), padding="SAME")(y))
-        if x.shape[-1] != self.channels or self.stride != 1:
-            x = norm(nn.Conv(self.channels, (1, 1), s)(x))  # projection shortcut
+        s, c, impl = (self.stride, self.stride), self.channels, self.impl
+        y = nn.relu(norm(Conv(c, (3, 3), s, impl=impl)(x)))
+        y = norm(Conv(c, (3, 3), impl=impl)(y))
+        if x.shape[-1] != c or self.stride != 1:
+            x = norm(Conv(c, (1, 1), s, impl=impl)(x))  # projection shortcut
         return nn.relu(x + y)  # [B, H / stride, W / stride, channels]
 
 
@@ -212,13 +289,13 @@ class ResNet(nn.Module):
         if x.ndim == 3:  # [B, H, W] -> [B, H, W, 1]
             x = x[..., None]
         c0 = self.cfg.channels[0]
-        x = nn.Conv(c0, (3, 3), padding="SAME")(x)  # [B, H, W, c0]
+        x = Conv(c0, (3, 3), impl=self.cfg.conv)(x)  # [B, H, W, c0]
         n = _norm(self.cfg.norm, c0)
         x = nn.relu(n(x) if n is not None else x)
         for i, c in enumerate(self.cfg.channels):
             for j in range(self.cfg.blocks):
                 stride = 2 if (i > 0 and j == 0) else 1
-                x = _BasicBlock(c, stride, self.cfg.norm)(x)
+                x = _BasicBlock(c, stride, self.cfg.norm, self.cfg.conv)(x)
         x = jnp.mean(x, axis=(1, 2))  # global average pool: [B, c_last]
         return _DenseHead(self.cfg.widths, self.num_classes, self.cfg.dropout)(x, train)
 
@@ -238,6 +315,9 @@ def build_model(arch: str | ArchConfig, num_classes: int) -> nn.Module:
       logits ``[B, num_classes]``.
     """
     cfg = get_arch(arch)
+    if cfg.conv == "auto":
+        conv = "patches" if jax.default_backend() == "cpu" else "xla"
+        cfg = dataclasses.replace(cfg, conv=conv)
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     return _MODULES[cfg.kind](cfg=cfg, num_classes=num_classes)

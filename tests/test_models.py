@@ -1,9 +1,13 @@
 """Tests for arl_jax.models: every architecture builds, shapes, sizes, support."""
 
+import dataclasses
 import math
 
+import chex
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from arl_jax import models
@@ -26,10 +30,11 @@ CASES = [
 def test_output_shape_and_dtype(arch, shape):
     model = models.build_model(arch, num_classes=7)
     x = jnp.ones((3, *shape), jnp.float32)
-    params = model.init(jax.random.key(0), x)
-    out = model.apply(params, x)
+    params = model.init(jax.random.key(0), x)  # eager: cheaper than compiling here
+    apply = model.apply
+    out = apply(params, x)
     assert out.shape == (3, 7) and out.dtype == jnp.float32
-    out_train = model.apply(params, x, train=True, rngs={"dropout": jax.random.key(1)})
+    out_train = apply(params, x, train=True, rngs={"dropout": jax.random.key(1)})
     assert out_train.shape == (3, 7)
     assert bool(jnp.all(jnp.isfinite(out_train)))
 
@@ -112,3 +117,31 @@ def test_bad_configs_are_refused():
         models.build_model("vgg", 10)
     with pytest.raises(ValueError, match="depth"):
         models.mlp(depth=5, width=64)
+
+
+@pytest.mark.parametrize(
+    "arch,shape",
+    [
+        ("cnn", (28, 28, 1)),
+        ("cnn", (9, 11, 2)),
+        ("cnn1d", (13,)),
+        ("resnet", (9, 9, 3)),
+    ],
+)
+def test_patch_convolution_equals_xla_convolution(arch, shape):
+    # Same parameters (names, shapes, initial values) and the same outputs.
+    base = models.ARCHS[arch]
+    patches = models.build_model(dataclasses.replace(base, conv="patches"), 5)
+    xla = models.build_model(dataclasses.replace(base, conv="xla"), 5)
+    x = jax.random.normal(jax.random.key(0), (3, *shape))
+    params = patches.init(jax.random.key(1), x)
+    chex.assert_trees_all_equal(params, xla.init(jax.random.key(1), x))
+    got, expected = patches.apply(params, x), xla.apply(params, x)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_max_pool2_equals_flax_max_pool():
+    x = jax.random.normal(jax.random.key(0), (2, 9, 7, 3))  # odd sizes: VALID floor
+    np.testing.assert_array_equal(models.max_pool2(x), nn.max_pool(x, (2, 2), (2, 2)))
+    x1 = x[:, :, 0, :]  # [B, L, C]
+    np.testing.assert_array_equal(models.max_pool2(x1), nn.max_pool(x1, (2,), (2,)))
