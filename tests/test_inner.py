@@ -122,6 +122,9 @@ def test_baselines_run_through_the_same_function(tiny_data):
     gce = inner.make_evaluate(tiny_cfg(loss="gce", loss_hparams={"q": 0.7}))
     assert gce(jnp.ones((1, 1)), keys, tiny_data).val_acc.shape == (1, 2)
     assert tiny_cfg(loss="gce", loss_hparams={"q": 0.7}).loss_hparams == (("q", 0.7),)
+    arl = tiny_cfg(loss="arl", loss_hparams={"coeffs": np.array(GOOD)})
+    assert arl.loss_hparams == (("coeffs", tuple(float(c) for c in GOOD)),)
+    hash(arl)  # list/array hyper-parameters become tuples: the config keys a cache
 
 
 def test_baseline_matches_hand_written_cross_entropy_step(tiny_data):
