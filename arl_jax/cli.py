@@ -39,7 +39,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type) -> None:
                 flag_name(f.name),
                 action=argparse.BooleanOptionalAction,
                 default=default,
-                help=helptext,
+                help=f"{helptext} (default: {default})",
             )
             continue
         if kind == tuple[str, ...]:
@@ -78,10 +78,9 @@ def parse_config(
 ) -> tuple[T, argparse.ArgumentParser]:
     """Parse `argv` into a `cls`; a `ValueError` from the config's `validate()`
     becomes an argparse error (exit code 2) that names the flag."""
-    parser = argparse.ArgumentParser(
-        description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    # No ArgumentDefaultsHelpFormatter: add_dataclass_args already writes each
+    # default into the help text, and the formatter would print each a second time.
+    parser = argparse.ArgumentParser(description=description)
     add_dataclass_args(parser, cls)
     args = parser.parse_args(argv)
     cfg = config_from_args(cls, args)
