@@ -32,7 +32,7 @@ class SearchConfig:
     """Every setting of a meta-search; `experiments.meta_search` flags mirror it."""
 
     pop: int = _field(64, "CMA-ES population size (>= 4)")
-    generations: int = _field(20, "number of CMA-ES generations")
+    generations: int = _field(16, "number of CMA-ES generations")
     family: str = _field("taylor", "loss family searched: taylor | taylorglo")
     order: int = _field(4, "polynomial order K of the taylor family (>= 1)")
     sigma: float = _field(0.5, "initial CMA-ES step size")
@@ -42,16 +42,16 @@ class SearchConfig:
     tasks: int = _field(3, "tasks (dataset, arch, noise) drawn per generation")
     seeds: int = _field(1, "inner training seeds per task")
     datasets: str = _field("mnist1d,digits,synthetic", "meta-train datasets")
-    archs: str = _field("mlp-s,mlp-l,cnn,cnn1d", "meta-train architectures")
+    archs: str = _field("mlp-s,mlp", "meta-train architectures")
     noise: str = _field(
         "symmetric:0.2-0.8,asymmetric:0.2-0.4",
         "meta-train noise: KIND:LOW-HIGH or KIND:RATE, comma separated",
     )
-    steps: int = _field(400, "inner training steps per run")
+    steps: int = _field(300, "inner training steps per run")
     batch_size: int = _field(128, "inner training batch size")
-    lr: float = _field(1e-3, "inner Adam learning rate")
-    train_size: int = _field(3000, "training examples per task (0: all)")
-    val_size: int = _field(1000, "clean validation examples per task (0: all)")
+    lr: float = _field(2e-3, "inner Adam learning rate (cosine decay)")
+    train_size: int = _field(2000, "training examples per task (0: all)")
+    val_size: int = _field(500, "clean validation examples per task (0: all)")
     select_tasks: int = _field(
         6, "fixed tasks on which the elites are re-scored to pick the final loss"
     )
