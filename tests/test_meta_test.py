@@ -1,0 +1,85 @@
+"""Meta-test command line: every output, resumable CSV, tables, bad flags."""
+
+import csv
+import json
+
+import pytest
+
+from arl_jax import report
+from experiments import meta_test
+
+TINY = [
+    "--dataset", "digits",
+    "--noise", "symmetric:0.4",
+    "--archs", "mlp-s",
+    "--losses", "arl", "cross_entropy", "gce",
+    "--seeds", "2",
+    "--steps", "30",
+    "--batch-size", "64",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_meta_test_writes_every_output_and_resumes(tmp_path, capsys):
+    out = tmp_path / "mt"
+    rows = meta_test.main([*TINY, "--out", str(out)])
+    # 2 settings (clean + symmetric:0.4) x 3 losses x 2 seeds.
+    assert len(rows) == 12
+    with open(out / "runs.csv") as fh:
+        got = list(csv.DictReader(fh))
+    assert len(got) == 12
+    assert {r["loss"] for r in got} == {"arl", "cross_entropy", "gce"}
+    assert {r["noise"] for r in got} == {"none", "symmetric:0.4"}
+    for r in got:
+        assert 0.0 <= float(r["test_acc"]) <= 1.0
+    md = (out / "results.md").read_text()
+    assert "| loss | none | symmetric:0.4 | mean (noisy) |" in md
+    assert md.count("**") >= 6  # the best of each of the 3 columns is bold
+    assert (out / "accuracy_vs_noise.png").stat().st_size > 10_000
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["mlp-s"]["ranking"]) == {"arl", "cross_entropy", "gce"}
+    # A rerun skips what is done: no new rows.
+    meta_test.main([*TINY, "--out", str(out)])
+    assert len(report.read_rows(str(out / "runs.csv"))) == 12
+
+
+def test_interrupted_csv_keeps_finished_rows(tmp_path):
+    path = str(tmp_path / "runs.csv")
+    w = report.RowWriter(path)
+    row = dict(dataset="digits", arch="mlp", noise="none", kind="none", rate=0.0,
+               loss="mae", seed=0, val_acc=0.5, test_acc=0.25, train_loss=1.0,
+               diverged=False, seconds=0.1)  # fmt: skip
+    w.write([row])
+    # No close(): the row is on disk already (flushed and synced).
+    assert report.read_rows(path)[0]["test_acc"] == 0.25
+    w.close()
+
+
+def test_tables_mark_the_best_of_each_column():
+    rows = []
+    for loss, accs in {"a": (0.9, 0.5), "b": (0.8, 0.7)}.items():
+        for noise, acc in zip(("none", "symmetric:0.6"), accs):
+            rows.append(dict(dataset="d", arch="mlp", noise=noise,
+                             kind=noise.split(":")[0], rate=0.0, loss=loss, seed=0,
+                             val_acc=acc, test_acc=acc, train_loss=0.0,
+                             diverged=False, seconds=0.0))  # fmt: skip
+    md = report.markdown_tables(rows)
+    assert "| a | **90.00 ± 0.00** | 50.00 ± 0.00 | 50.00 |" in md
+    assert "| b | 80.00 ± 0.00 | **70.00 ± 0.00** | **70.00** |" in md
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--dataset", "imagenet"], "--dataset"),
+        (["--archs", "vit"], "--archs"),
+        (["--losses", "hinge"], "--losses"),
+        (["--noise", "symmetric:1.5"], "--noise"),
+        (["--loss-file", "/nonexistent/best_loss.json"], "--loss-file"),
+    ],
+)
+def test_bad_flags_exit_with_a_message(flags, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as err:
+        meta_test.main([*flags, "--out", str(tmp_path)])
+    assert err.value.code == 2
+    assert message in capsys.readouterr().err
