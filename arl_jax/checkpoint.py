@@ -21,7 +21,9 @@ CHECKPOINT = "checkpoint.pkl"
 def to_host(tree: Any) -> Any:
     """Every JAX array leaf of `tree` as a numpy array (keeps dtypes); other leaves
     (the JSON-able history) stay as they are."""
-    return jax.tree.map(lambda x: np.asarray(x) if isinstance(x, jax.Array) else x, tree)
+    return jax.tree.map(
+        lambda x: np.asarray(x) if isinstance(x, jax.Array) else x, tree
+    )
 
 
 def save(run_dir: str, payload: dict[str, Any]) -> str:

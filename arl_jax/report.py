@@ -107,7 +107,9 @@ def markdown_tables(rows: list[dict]) -> str:
                 text = f"{100 * m:.2f} ± {100 * s:.2f}"
                 cells.append(f"**{text}**" if math.isclose(m, best[n]) else text)
             text = f"{100 * means[loss]:.2f}"
-            cells.append(f"**{text}**" if math.isclose(means[loss], best_mean) else text)
+            cells.append(
+                f"**{text}**" if math.isclose(means[loss], best_mean) else text
+            )
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)
@@ -125,7 +127,10 @@ def plot_accuracy_vs_noise(rows: list[dict], path: str) -> None:
     archs = sorted({r["arch"] for r in rows})
     kinds = sorted({r["kind"] for r in rows if r["kind"] != "none"}) or ["none"]
     fig, axes = plt.subplots(
-        len(archs), len(kinds), figsize=(5 * len(kinds), 3.8 * len(archs)), squeeze=False
+        len(archs),
+        len(kinds),
+        figsize=(5 * len(kinds), 3.8 * len(archs)),
+        squeeze=False,
     )
     loss_names = list(dict.fromkeys(r["loss"] for r in rows))
     for i, arch in enumerate(archs):

@@ -71,7 +71,8 @@ class SearchConfig:
             raise ValueError(f"--pop must be >= 4 (got {self.pop})")
         if self.family not in losses.FAMILIES:
             raise ValueError(
-                f"--family must be one of {sorted(losses.FAMILIES)} (got {self.family!r})"
+                f"--family must be one of {sorted(losses.FAMILIES)} "
+                f"(got {self.family!r})"
             )
         if self.order < 1:
             raise ValueError(f"--order must be >= 1 (got {self.order})")
@@ -86,7 +87,9 @@ class SearchConfig:
             try:
                 init = [float(v) for v in self.init.split(",")]
             except ValueError:
-                raise ValueError(f"--init: not a list of numbers: {self.init!r}") from None
+                raise ValueError(
+                    f"--init: not a list of numbers: {self.init!r}"
+                ) from None
             if len(init) != self.num_params or not np.all(np.isfinite(init)):
                 raise ValueError(
                     f"--init: needs {self.num_params} finite numbers for family "
@@ -229,7 +232,9 @@ class TaskPool:
             noisy = tasks.noisy_task_data(k_noise, self.clean(task.dataset), task.noise)
             batch = inner.Data.from_dataset(noisy)
             seeds = jax.random.split(k_train, self.cfg.seeds)
-            fn = self.evaluator(task.dataset, task.arch, self.cfg.family, self.cfg.steps)
+            fn = self.evaluator(
+                task.dataset, task.arch, self.cfg.family, self.cfg.steps
+            )
             m = fn(pop_params, seeds, batch)
             val.append(np.asarray(m.val_acc))
             test.append(np.asarray(m.test_acc))
@@ -247,7 +252,8 @@ def fitness_from(val_acc: np.ndarray) -> np.ndarray:
 
 
 def generation_keys(cfg: SearchConfig, generation: int) -> tuple[jax.Array, ...]:
-    """(ask, eval, tell) keys of `generation`: derived, so a resumed run repeats them."""
+    """(ask, eval, tell) keys of `generation`; derived, so a resumed run repeats
+    them exactly."""
     root = jax.random.key(cfg.seed)
     return tuple(jax.random.split(jax.random.fold_in(root, generation + 1), 3))
 

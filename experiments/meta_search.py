@@ -99,7 +99,9 @@ def heldout_comparison(
     k_noise, k_train = jax.random.split(key)
     noisy = tasks.noisy_task_data(k_noise, clean, cfg.holdout_noise)
     arch = next(a for a in ("mlp-s", "mlp") if a in tasks.models.ARCHS)
-    comp = compare.Comparer(steps=cfg.holdout_steps, batch_size=cfg.batch_size, lr=cfg.lr)
+    comp = compare.Comparer(
+        steps=cfg.holdout_steps, batch_size=cfg.batch_size, lr=cfg.lr
+    )
     specs = [
         compare.LossSpec("learned", cfg.family, tuple(float(c) for c in coeffs)),
         compare.LossSpec("cross_entropy", "cross_entropy"),
@@ -108,11 +110,16 @@ def heldout_comparison(
     keys = jax.random.split(k_train, max(cfg.seeds, 2))
     runs = {s.name: comp.run(s, arch, noisy, keys) for s in specs}
     summary = compare.summarise(runs)
-    print(f"\nHeld-out: {cfg.holdout}, {cfg.holdout_noise}, {arch}, "
-          f"{cfg.holdout_steps} steps, {len(keys)} seeds")
+    print(
+        f"\nHeld-out: {cfg.holdout}, {cfg.holdout_noise}, {arch}, "
+        f"{cfg.holdout_steps} steps, {len(keys)} seeds"
+    )
     print(f"{'loss':<16}{'test acc':>10}{'std':>8}")
     for name, s in summary.items():
-        print(f"{name:<16}{100 * s['test_acc_mean']:>9.2f}%{100 * s['test_acc_std']:>7.2f}")
+        print(
+            f"{name:<16}{100 * s['test_acc_mean']:>9.2f}%"
+            f"{100 * s['test_acc_std']:>7.2f}"
+        )
     return {
         "dataset": cfg.holdout,
         "noise": cfg.holdout_noise,
@@ -135,7 +142,9 @@ def main(argv: list[str] | None = None) -> dict:
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )
     if main_proc:
-        cli.atomic_write_json(os.path.join(run_dir, "config.json"), dataclasses.asdict(cfg))
+        cli.atomic_write_json(
+            os.path.join(run_dir, "config.json"), dataclasses.asdict(cfg)
+        )
     pool = search.TaskPool(cfg, mesh)
     es, es_params = search.make_strategy(cfg)
     state = search.init_es_state(cfg, es, es_params, jax.random.key(cfg.seed))
@@ -147,9 +156,11 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"resuming {run_dir} at generation {len(history)}")
     elif cfg.resume:
         print(f"no checkpoint in {run_dir} yet: starting from generation 0")
-    print(f"devices: {len(jax.devices())} x {jax.devices()[0].platform}; "
-          f"pop {cfg.pop}, {cfg.num_params} coefficients ({cfg.family}, order "
-          f"{cfg.order}); tasks/gen {cfg.tasks}, seeds {cfg.seeds}")
+    print(
+        f"devices: {len(jax.devices())} x {jax.devices()[0].platform}; "
+        f"pop {cfg.pop}, {cfg.num_params} coefficients ({cfg.family}, order "
+        f"{cfg.order}); tasks/gen {cfg.tasks}, seeds {cfg.seeds}"
+    )
     t0 = time.time()
     bar = tqdm(
         range(len(history), cfg.generations),
@@ -166,14 +177,18 @@ def main(argv: list[str] | None = None) -> dict:
         if main_proc:
             checkpoint.save(run_dir, {"state": state, "history": history})
             write_metrics(run_dir, history)
-        bar.set_postfix(best=f"{-record['best_fitness']:.3f}",
-                        mean=f"{-record['mean_fitness']:.3f}",
-                        div=f"{record['diverged_fraction']:.2f}")
+        bar.set_postfix(
+            best=f"{-record['best_fitness']:.3f}",
+            mean=f"{-record['mean_fitness']:.3f}",
+            div=f"{record['diverged_fraction']:.2f}",
+        )
     bar.close()
 
     # Pick the final loss: re-score the generation elites and the final mean.
-    candidates = np.array([r["best_coeffs"] for r in history] + [np.asarray(state.mean)])
-    candidates = candidates[-cfg.pop:]
+    candidates = np.array(
+        [r["best_coeffs"] for r in history] + [np.asarray(state.mean)]
+    )
+    candidates = candidates[-cfg.pop :]
     if cfg.select_tasks > 0:
         idx, sel_fitness = search.select_final(cfg, pool, candidates)
     else:
@@ -215,9 +230,11 @@ def main(argv: list[str] | None = None) -> dict:
             },
             os.path.join(run_dir, "learned_loss.png"),
         )
-    print(f"\nbest loss ({origin}): {cfg.family} coeffs "
-          f"{np.array2string(coeffs, precision=4)}; selection fitness "
-          f"{best['fitness']:.4f}; written to {run_dir}/best_loss.json")
+    print(
+        f"\nbest loss ({origin}): {cfg.family} coeffs "
+        f"{np.array2string(coeffs, precision=4)}; selection fitness "
+        f"{best['fitness']:.4f}; written to {run_dir}/best_loss.json"
+    )
     return best
 
 

@@ -56,7 +56,8 @@ class MetaTestConfig:
         """Refuse bad settings before anything is trained; messages name the flag."""
         if self.dataset not in data_lib.DATASETS:
             raise ValueError(
-                f"--dataset: unknown {self.dataset!r}; valid: {', '.join(data_lib.DATASETS)}"
+                f"--dataset: unknown {self.dataset!r}; "
+                f"valid: {', '.join(data_lib.DATASETS)}"
             )
         for arch in self.archs:
             if arch not in models.ARCHS:
@@ -66,7 +67,8 @@ class MetaTestConfig:
         for name in self.losses:
             if name != "all" and name not in losses.LOSSES:
                 raise ValueError(
-                    f"--losses: unknown {name!r}; valid: all, {', '.join(losses.LOSSES)}"
+                    f"--losses: unknown {name!r}; "
+                    f"valid: all, {', '.join(losses.LOSSES)}"
                 )
         for path in self.loss_file:
             if not os.path.exists(path):
@@ -148,12 +150,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
         secs = (time.time() - t0) / cfg.seeds
         writer.write(
             {
-                "dataset": cfg.dataset, "arch": arch, "noise": noise, "kind": kind,
-                "rate": rate, "loss": spec.name, "seed": s,
+                "dataset": cfg.dataset,
+                "arch": arch,
+                "noise": noise,
+                "kind": kind,
+                "rate": rate,
+                "loss": spec.name,
+                "seed": s,
                 "val_acc": float(res["val_acc"][s]),
                 "test_acc": float(res["test_acc"][s]),
                 "train_loss": float(res["train_loss"][s]),
-                "diverged": bool(res["diverged"][s]), "seconds": round(secs, 3),
+                "diverged": bool(res["diverged"][s]),
+                "seconds": round(secs, 3),
             }  # fmt: skip
             for s in range(cfg.seeds)
         )
@@ -185,7 +193,9 @@ def bar_check(rows: list[dict]) -> dict:
         noisy = sorted({r["noise"] for r in rows if r["arch"] == arch} - {"none"})
         names = sorted({r["loss"] for r in rows if r["arch"] == arch})
         means = {
-            n: float(np.mean([agg[(arch, z, n)][0] for z in noisy if (arch, z, n) in agg]))
+            n: float(
+                np.mean([agg[(arch, z, n)][0] for z in noisy if (arch, z, n) in agg])
+            )
             for n in names
         }
         ranked = sorted(means, key=means.get, reverse=True)

@@ -155,8 +155,9 @@ def small_cfg(**kw):
 def test_search_improves_on_a_toy_task():
     # Start from a loss that *rewards* low p_y (theta_1 > 0: accuracy near chance or
     # worse); a good loss decreases in p_y, which CMA-ES must find.
-    cfg = small_cfg(pop=8, sigma=0.5, init="0,0.5,0,0,0", steps=200,
-                    noise="symmetric:0.4")
+    cfg = small_cfg(
+        pop=8, sigma=0.5, init="0,0.5,0,0,0", steps=200, noise="symmetric:0.4"
+    )
     mesh = jax.sharding.Mesh(np.array(jax.devices()), ("pop",))
     pool = search.TaskPool(cfg, mesh)
     es, params = search.make_strategy(cfg)
@@ -187,7 +188,11 @@ def test_search_population_is_sharded_on_four_devices():
     noisy = tasks.noisy_task_data(
         jax.random.key(2), pool.clean("synthetic"), "symmetric:0.5"
     )
-    m = fn(population, jax.random.split(jax.random.key(3), 1), inner.Data.from_dataset(noisy))
+    m = fn(
+        population,
+        jax.random.split(jax.random.key(3), 1),
+        inner.Data.from_dataset(noisy),
+    )
     assert m.val_acc.shape == (8, 1)
     assert m.val_acc.sharding.spec == P("pop")
     assert len(m.val_acc.sharding.device_set) == 4
@@ -195,7 +200,8 @@ def test_search_population_is_sharded_on_four_devices():
     cfg6 = dataclasses.replace(cfg, pop=6)
     es6, params6 = search.make_strategy(cfg6)
     state6 = search.init_es_state(cfg6, es6, params6, jax.random.key(0))
-    state6, rec = search.run_generation(cfg6, es6, params6, state6,
-                                        search.TaskPool(cfg6, mesh), 0)
+    state6, rec = search.run_generation(
+        cfg6, es6, params6, state6, search.TaskPool(cfg6, mesh), 0
+    )
     assert np.isfinite(rec["best_fitness"])
     assert int(state6.generation_counter) == 1

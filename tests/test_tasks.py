@@ -19,7 +19,15 @@ def test_parse_noise_ranges():
 
 
 @pytest.mark.parametrize(
-    "text", ["symmetric:1.0", "symmetric:0.9-0.2", "gaussian:0.2", "symmetric", "", "symmetric:x"]
+    "text",
+    [
+        "symmetric:1.0",
+        "symmetric:0.9-0.2",
+        "gaussian:0.2",
+        "symmetric",
+        "",
+        "symmetric:x",
+    ],
 )
 def test_bad_noise_ranges(text):
     with pytest.raises(ValueError, match="--noise"):
