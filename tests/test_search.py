@@ -205,3 +205,33 @@ def test_search_population_is_sharded_on_four_devices():
     )
     assert np.isfinite(rec["best_fitness"])
     assert int(state6.generation_counter) == 1
+
+
+@pytest.mark.slow
+def test_ship_loss_writes_a_loadable_pretrained_file(full_run, tmp_path):
+    from arl_jax import losses
+    from experiments import ship_loss
+
+    out, _ = full_run
+    dest = tmp_path / "arl.json"
+    ship_loss.ship(str(out), str(dest))
+    info = json.loads(dest.read_text())
+    best = json.loads((out / "best_loss.json").read_text())
+    assert info["coeffs"] == best["coeffs"] and info["provisional"] is False
+    assert set(info["heldout"]["results"]) == {"learned", "cross_entropy", "gce"}
+    logits = jax.numpy.array([[2.0, 0.0, -1.0]])
+    val = losses.arl_loss(logits, jax.numpy.array([0]), coeffs=info["coeffs"])
+    assert np.isfinite(val).all()
+    with pytest.raises(SystemExit):
+        ship_loss.main([str(tmp_path / "nothing-here")])
+
+
+def test_shipped_pretrained_loss_has_provenance():
+    from arl_jax import losses
+
+    info = losses.load_pretrained()
+    for key in ("family", "coeffs", "fitness", "generation", "command", "seed", "date"):
+        assert key in info
+    assert len(info["coeffs"]) == losses.family_num_params(info["family"], 4) or (
+        info["family"] == "taylor" and len(info["coeffs"]) >= 2
+    )
