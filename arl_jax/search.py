@@ -235,10 +235,11 @@ class TaskPool:
             fn = self.evaluator(
                 task.dataset, task.arch, self.cfg.family, self.cfg.steps
             )
-            m = fn(pop_params, seeds, batch)
-            val.append(np.asarray(m.val_acc))
-            test.append(np.asarray(m.test_acc))
-            div.append(np.asarray(m.diverged))
+            # to_host gathers across hosts when the population spans processes.
+            m = parallel.to_host(fn(pop_params, seeds, batch))
+            val.append(m.val_acc)
+            test.append(m.test_acc)
+            div.append(m.diverged)
         return {
             "val_acc": np.stack(val, axis=1),
             "test_acc": np.stack(test, axis=1),
