@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 
 import jax
@@ -168,9 +169,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     writer.close()
     rows = report.read_rows(csv_path)
     tables = report.markdown_tables(rows)
+    args = sys.argv[1:] if argv is None else argv
     header = (
         f"# Meta-test on {cfg.dataset}\n\n"
-        f"Command: `python -m experiments.meta_test {' '.join(argv or [])}`\n\n"
+        f"Command: `python -m experiments.meta_test {' '.join(args)}`\n\n"
         f"Devices: {len(jax.devices())} x {jax.devices()[0].device_kind}; "
         f"{cfg.steps} steps, batch {cfg.batch_size}, Adam lr {cfg.lr}, "
         f"{cfg.seeds} seeds.\n\n"
