@@ -136,7 +136,7 @@ def plot_accuracy_vs_noise(rows: list[dict], path: str) -> None:
     for i, arch in enumerate(archs):
         for j, kind in enumerate(kinds):
             ax = axes[i, j]
-            for loss in loss_names:
+            for li, loss in enumerate(loss_names):
                 pts = sorted(
                     (r["rate"], agg[(arch, r["noise"], loss)][0])
                     for r in {
@@ -148,8 +148,11 @@ def plot_accuracy_vs_noise(rows: list[dict], path: str) -> None:
                 )
                 if not pts:
                     continue
-                style = dict(lw=2.5, color="black") if loss.startswith("arl") else {}
-                ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], "o-",
+                # More losses than colours: later ones get another line style.
+                style = {"ls": ("-", "--", ":")[(li // 10) % 3]}
+                if loss.startswith("arl"):
+                    style = dict(lw=2.5, color="black", ls="-")
+                ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o",
                         label=loss, ms=3, **style)  # fmt: skip
             ax.set_title(f"{rows[0]['dataset']}, {arch}, {kind} noise")
             ax.set_xlabel("noise rate")
