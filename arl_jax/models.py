@@ -29,6 +29,13 @@ Elsewhere (GPU, TPU) "auto" uses ``lax.conv_general_dilated`` (cuDNN). Both shar
 ``nn.Conv``'s parameters and initialisation, so they are interchangeable. Max
 pooling is a reshape and a max for the same reason (no ``select_and_scatter``).
 
+Products: every Dense layer and patch convolution multiplies through `matmul`, whose
+backward pass computes the weight gradient as one product already in the weight's
+``[in, out]`` layout. JAX's own transpose rule computes it as ``g^T x`` (``[out,
+in]``) and transposes; XLA folds that transpose away for one network but not for a
+population under ``vmap``, where Adam's update, its moments and the divergence
+guard then all read the gradient through a transposing copy (docs/PERFORMANCE.md).
+
 Dropout: call ``model.apply(params, x, train=True, rngs={"dropout": key})`` to train
 and ``train=False`` (the default, no rng needed) to evaluate.
 """
@@ -151,6 +158,44 @@ def _norm(kind: str, channels: int) -> nn.Module | None:
     return None
 
 
+@jax.custom_vjp
+def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
+    """``x [..., i] @ w [i, o] -> [..., o]``, differentiated by hand (reverse mode
+    only) so the weight gradient comes out as ``[i, o]`` directly.
+
+    Values and gradients equal ``x @ w``'s; only the layout of the products that
+    compute them differs (see the module docstring).
+    """
+    return jax.lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
+
+
+def _matmul_fwd(x: jax.Array, w: jax.Array):
+    return matmul(x, w), (x, w)
+
+
+def _matmul_bwd(res, g: jax.Array):
+    x, w = res
+    dx = jax.lax.dot_general(g, w, (((g.ndim - 1,), (1,)), ((), ())))  # [..., i]
+    lead = tuple(range(x.ndim - 1))  # batch (and spatial) axes
+    if w.shape[1] < min(w.shape[0], 64):
+        # A narrow output (e.g. the 10 logits): [o, i] rows are long enough for the
+        # vector units, [i, o] rows are not (4x slower); transposing o * i is cheap.
+        return dx, jax.lax.dot_general(g, x, ((lead, lead), ((), ()))).T
+    dw = jax.lax.dot_general(x, g, ((lead, lead), ((), ())))  # [i, o], no transpose
+    return dx, dw
+
+
+matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
+def _dense_dot_general(lhs, rhs, dimension_numbers, precision=None, **kwargs):
+    """``nn.Dense``'s ``dot_general`` hook: `matmul` for its plain ``x @ kernel``."""
+    plain = (((lhs.ndim - 1,), (0,)), ((), ()))
+    if dimension_numbers == plain and precision is None and not kwargs:
+        return matmul(lhs, rhs)
+    return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision, **kwargs)
+
+
 def _patches(x: jax.Array, kernel: tuple[int, ...], strides: tuple[int, ...]):
     """im2col with SAME padding: ``x [B, *S, C] -> [B, *S_out, prod(kernel) * C]``,
     ``S_out = ceil(S / strides)``; the last axis is ordered (kernel offset, C) like
@@ -193,7 +238,7 @@ class Conv(nn.Module):
                 x, kernel, strides, "SAME", dimension_numbers=dims
             )
         else:
-            y = _patches(x, k, strides) @ kernel.reshape(-1, self.features)
+            y = matmul(_patches(x, k, strides), kernel.reshape(-1, self.features))
         return y + bias  # [B, *S_out, features]
 
 
@@ -216,11 +261,12 @@ class _DenseHead(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        dot = _dense_dot_general
         for w in self.widths:
-            x = nn.relu(nn.Dense(w)(x))  # [B, w]
+            x = nn.relu(nn.Dense(w, dot_general=dot)(x))  # [B, w]
             if self.dropout > 0:
                 x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.num_classes)(x)  # [B, C]
+        return nn.Dense(self.num_classes, dot_general=dot)(x)  # [B, C]
 
 
 class MLP(nn.Module):

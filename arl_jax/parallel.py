@@ -123,10 +123,12 @@ def shard_evaluate(evaluate: Callable, mesh: Mesh) -> Callable:
 @functools.lru_cache(maxsize=64)
 def make_sharded_evaluate(cfg: Any, mesh: Mesh) -> Callable:
     """`shard_evaluate` of ``inner.make_evaluate(cfg)``: compiled once per (cfg, mesh,
-    data shapes); cached, so calling it every generation is free."""
-    from arl_jax.inner import batch_inner_train, make_inner_train
+    data shapes); cached, so calling it every generation is free. On a CPU each
+    device trains its candidates in cache-sized groups (`inner.default_pop_chunk`;
+    the groups are strided, so they stay split over the devices)."""
+    from arl_jax.inner import make_population_train
 
-    return shard_evaluate(batch_inner_train(make_inner_train(cfg)), mesh)
+    return shard_evaluate(make_population_train(cfg, mesh.devices.size), mesh)
 
 
 def maybe_initialize_distributed(enabled: bool) -> bool:

@@ -79,6 +79,35 @@ def test_one_trace_for_population_evaluation(tiny_data):
     assert ev._cache_size() == 1
 
 
+def test_population_in_groups_equals_one_batch(tiny_data):
+    # 5 candidates in groups of at most 2: 3 groups of 2, one padding candidate.
+    cfg = tiny_cfg(steps=10)
+    rng = np.random.default_rng(1)
+    pop = jnp.asarray(GOOD + 0.1 * rng.normal(size=(5, 4)), jnp.float32)
+    keys = jax.random.split(jax.random.key(5), 2)
+    run = inner.make_inner_train(cfg)
+    whole = jax.jit(inner.batch_inner_train(run))(pop, keys, tiny_data)
+    grouped = jax.jit(inner.batch_inner_train(run, pop_chunk=2))(pop, keys, tiny_data)
+    assert grouped.val_acc.shape == (5, 2)
+    n_val, n_test = tiny_data.y_val.shape[0], tiny_data.y_test.shape[0]
+    assert_metrics_close(grouped, whole, n_val, n_test)
+
+
+def test_group_size_follows_the_footprint():
+    # MNIST-1D MLP: ~2.7 MB a candidate -> 8 in 24 MiB; LeNet on 28x28: the minimum.
+    mlp = inner.InnerConfig(arch="mlp", loss="taylor")
+    cnn = inner.InnerConfig(arch="cnn", loss="taylor")
+    assert 2e6 < inner.candidate_bytes(mlp, (40,)) < 4e6
+    if jax.default_backend() != "cpu":
+        assert inner.default_pop_chunk(mlp, (40,)) is None
+        return
+    assert inner.default_pop_chunk(mlp, (40,)) == 8
+    assert inner.default_pop_chunk(mlp, (40,), num_devices=2) == 16
+    assert inner.default_pop_chunk(cnn, (28, 28, 1)) == inner.MIN_POP_CHUNK
+    tiny = inner.default_pop_chunk(tiny_cfg(), (8,))
+    assert tiny > 64  # tiny models: the whole population at once
+
+
 def test_diverging_candidate_is_flagged_and_isolated(tiny_data):
     cfg = tiny_cfg()
     pop = jnp.asarray(np.stack([GOOD, EXPLODING, OTHER]))

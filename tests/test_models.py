@@ -145,3 +145,38 @@ def test_max_pool2_equals_flax_max_pool():
     np.testing.assert_array_equal(models.max_pool2(x), nn.max_pool(x, (2, 2), (2, 2)))
     x1 = x[:, :, 0, :]  # [B, L, C]
     np.testing.assert_array_equal(models.max_pool2(x1), nn.max_pool(x1, (2,), (2,)))
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [
+    ((6, 5), (5, 7)),  # [i, o] computed directly
+    ((6, 9), (9, 3)),  # narrow output: computed as [o, i] and transposed
+    ((2, 4, 4, 5), (5, 7)),  # patches [B, H, W, K] @ kernel
+])
+def test_matmul_equals_plain_product_with_gradients(x_shape, w_shape):
+    kx, kw, kr = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, x_shape)
+    w = jax.random.normal(kw, w_shape)
+    r = jax.random.normal(kr, (*x_shape[:-1], w_shape[1]))
+
+    def loss(f):
+        return lambda x, w: jnp.sum(jnp.tanh(f(x, w)) * r)
+
+    ours = loss(models.matmul)
+    ref = loss(lambda x, w: x @ w)
+    np.testing.assert_allclose(models.matmul(x, w), x @ w, rtol=1e-5, atol=1e-5)
+    for a, b in zip(jax.grad(ours, (0, 1))(x, w), jax.grad(ref, (0, 1))(x, w),
+                    strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # Under vmap over a population of weights with a shared input (layer 1).
+    ws = jnp.stack([w, 2 * w, -w])
+    got = jax.vmap(jax.grad(ours, 1), (None, 0))(x, ws)
+    want = jax.vmap(jax.grad(ref, 1), (None, 0))(x, ws)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_dense_layers_use_matmul():
+    model = models.build_model("mlp", 3)
+    x = jnp.ones((2, 4))
+    params = model.init(jax.random.key(0), x)
+    jaxpr = str(jax.make_jaxpr(jax.grad(lambda p: model.apply(p, x).sum()))(params))
+    assert "custom_vjp_call" in jaxpr

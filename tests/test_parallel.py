@@ -111,3 +111,17 @@ def test_distributed_start_only_behind_the_flag(monkeypatch):
     assert parallel.maybe_initialize_distributed(True) is True
     assert calls == [1]
     assert parallel.is_main_process()
+
+
+def test_grouped_population_stays_sharded_and_equal(mesh, tiny_data):
+    # 16 candidates in groups of 8 (strided: 0, 2, 4, ...), 2 a device a group.
+    pop = population(16)
+    keys = jax.random.split(jax.random.key(2), 2)
+    grouped = inner.batch_inner_train(inner.make_inner_train(CFG), pop_chunk=8)
+    out = parallel.shard_evaluate(grouped, mesh)(pop, keys, tiny_data)
+    assert out.val_acc.sharding.spec == P("pop")
+    plain = jax.jit(inner.batch_inner_train(inner.make_inner_train(CFG)))
+    want = plain(pop, keys, tiny_data)
+    n_val = tiny_data.y_val.shape[0]
+    np.testing.assert_allclose(out.val_acc, want.val_acc, atol=1.01 / n_val)
+    np.testing.assert_allclose(out.train_loss, want.train_loss, rtol=1e-4, atol=1e-5)
