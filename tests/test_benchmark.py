@@ -1,0 +1,188 @@
+"""Tests for the throughput benchmark (arl_jax.bench, experiments/benchmark.py) and
+the PyTorch reference run it times (arl_jax.bench_torch)."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from arl_jax import bench, bench_torch, data, inner, losses
+from arl_jax.models import ArchConfig, build_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COEFFS = losses.family_init("taylor", 4)
+
+
+def run_cli(out_dir, *extra):
+    cmd = [sys.executable, "-m", "experiments.benchmark", "--quick", "--out",
+           str(out_dir), *extra]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out_dir / "results.json") as f:
+        out = json.load(f)
+    with open(out_dir / "results.md") as f:
+        md = f.read()
+    return out, md
+
+
+def check_rows(rows):
+    for r in rows:
+        for k in ("seconds", "per_candidate_s", "candidates_per_s", "flops_per_s",
+                  "peak_fraction"):
+            assert math.isfinite(r[k]) and r[k] > 0, (r["method"], k, r[k])
+        assert r["candidates_per_s"] == pytest.approx(r["pop"] / r["seconds"])
+
+
+@pytest.mark.slow
+def test_quick_benchmark_without_torch(tmp_path):
+    out, md = run_cli(tmp_path, "--skip-torch")
+    assert out["peak"]["flops"] > 0 and out["machine"]["cores"] >= 1
+    assert set(out["cases"]) == {"mlp", "cnn"}
+    for name, res in out["cases"].items():
+        methods = {r["method"] for r in res["results"]}
+        assert methods == {"vmap", "loop"}, name
+        check_rows(res["results"])
+        assert {s["method"] for s in res["skipped"]} == {
+            "torch", "torch_compile", "torch_vmap"}
+        f = res["flops"]
+        assert 0 < f["train_step"] and 0 < f["evaluate"] < f["per_candidate"]
+        # Cost analysis and the analytic count of the products agree to 10%.
+        assert f["per_candidate"] == pytest.approx(f["matmul_per_candidate"], rel=0.1)
+        assert f"### {name}:" in md
+    dev = out["devices"]["results"]
+    assert [r["devices"] for r in dev] == [2] and dev[0]["seconds"] > 0
+    assert "simulated" in out["devices"]["note"]
+    assert set(out["bar_check"]) == {"mlp", "cnn"}
+    assert "| vmap | 2 |" in md and "### The bar" in md
+    assert out["command"].startswith("python -m experiments.benchmark")
+
+
+@pytest.mark.slow
+def test_quick_benchmark_with_torch(tmp_path):
+    pytest.importorskip("torch")
+    out, md = run_cli(tmp_path, "--cases", "mlp", "--devices", "")
+    res = out["cases"]["mlp"]
+    ran = {r["method"] for r in res["results"]}
+    skipped = {s["method"] for s in res["skipped"]}
+    assert {"vmap", "loop", "torch"} <= ran
+    assert ran | skipped == {"vmap", "loop", "torch", "torch_compile", "torch_vmap"}
+    check_rows(res["results"])
+    torch_row = next(r for r in res["results"] if r["method"] == "torch")
+    assert torch_row["torch"]["flush_denormal"] is True
+    assert torch_row["torch"]["threads"] == os.cpu_count()
+    assert "| torch | 1 |" in md and "devices" not in out
+
+
+def test_population_is_seeded_and_near_the_series():
+    a, b = bench.population(5), bench.population(5)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (5, 5)
+    np.testing.assert_allclose(a.mean(0), COEFFS, rtol=0.2, atol=0.05)
+
+
+def test_forward_macs_closed_form():
+    model = build_model("mlp", 10)
+    params = jax.eval_shape(model.init, jax.random.key(0), jnp.ones((1, 40)))
+    assert bench._forward_macs(params, (40,)) == 40 * 256 + 256 * 256 + 256 * 10
+    cnn = build_model("cnn", 10)
+    x = jnp.ones((1, 28, 28, 1))
+    params = jax.eval_shape(cnn.init, jax.random.key(0), x)
+    expected = (28 * 28 * 25 * 16) + (14 * 14 * 25 * 16 * 32) + 7 * 7 * 32 * 128
+    assert bench._forward_macs(params, (28, 28, 1)) == expected + 128 * 10
+
+
+# ---- the torch reference is the same run --------------------------------------
+
+TINY = ArchConfig(kind="mlp", widths=(32, 32))
+TINY_CNN = ArchConfig(kind="cnn", channels=(4, 8), kernel=3, widths=(16,))
+
+
+@pytest.fixture(scope="module")
+def mnist1d():
+    return inner.Data.from_dataset(data.load("mnist1d", num_samples=600))
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    arrays = []
+    for n in (192, 32, 32):
+        arrays += [rng.normal(size=(n, 8, 8, 1)).astype(np.float32),
+                   rng.integers(0, 10, n).astype(np.int32)]
+    return inner.Data(*jax.device_put(arrays))
+
+
+def jax_step0(cfg, d, key):
+    """JAX loss and gradients at the inner run's initial weights and first batch."""
+    model = build_model(cfg.arch, cfg.num_classes)
+    k_init, k_shuffle, _ = jax.random.split(key, 3)
+    params = model.init(k_init, d.x_train[:1])
+    idx = inner.batch_indices(k_shuffle, d.x_train.shape[0], cfg.batch_size, 1)
+    x, y = d.x_train[idx[0]], d.y_train[idx[0]]
+    loss_fn = inner.make_loss(cfg)
+    loss, grads = jax.jit(jax.value_and_grad(
+        lambda p: loss_fn(jnp.asarray(COEFFS), model.apply(p, x), y)
+    ))(params)
+    flat = {
+        "/".join(k.key for k in path[-2:]): np.asarray(v)
+        for path, v in jax.tree_util.tree_flatten_with_path(grads)[0]
+    }
+    return float(loss), flat
+
+
+@pytest.mark.parametrize("arch,dataset", [(TINY, "mnist1d"), (TINY_CNN, "images")])
+def test_torch_step_equals_jax_step(arch, dataset, request):
+    pytest.importorskip("torch")
+    d = request.getfixturevalue(dataset)
+    cfg = inner.InnerConfig(arch=arch, loss="taylor", steps=3, batch_size=32)
+    key = jax.random.key(7)
+    loss, grads = jax_step0(cfg, d, key)
+    ref = bench_torch.one_step_reference(cfg, d, key, COEFFS)
+    assert float(ref["loss"]) == pytest.approx(loss, rel=1e-5)
+    assert set(grads) == set(ref) - {"loss"}
+    for name, g in grads.items():
+        np.testing.assert_allclose(ref[name], g, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_torch_run_equals_jax_run(mnist1d):
+    pytest.importorskip("torch")
+    bench_torch.setup_torch()
+    cfg = inner.InnerConfig(arch=TINY, loss="taylor", steps=20, batch_size=32)
+    key = jax.random.key(3)
+    pop = np.stack([COEFFS, COEFFS * 1.3])
+    want = inner.make_evaluate(cfg)(jnp.asarray(pop), key[None], mnist1d)
+    run = bench_torch.TorchRun(cfg, mnist1d, key)
+    eager = [run.train(c) for c in pop]
+    vmapped = run.train_vmap(pop)
+    n_val = mnist1d.y_val.shape[0]
+    for i in range(2):
+        for got in (eager[i], jax.tree.map(lambda a, i=i: a[i], vmapped)):
+            assert not got["diverged"]
+            np.testing.assert_allclose(got["train_loss"], want.train_loss[i, 0],
+                                       rtol=1e-3)
+            assert abs(got["val_acc"] - want.val_acc[i, 0]) <= 2.01 / n_val
+
+
+def test_torch_reference_refuses_what_it_cannot_reproduce():
+    with pytest.raises(ValueError, match="torch reference"):
+        bench_torch.check_supported(inner.InnerConfig(loss="cross_entropy"))
+    with pytest.raises(ValueError, match="torch reference"):
+        bench_torch.check_supported(
+            inner.InnerConfig(arch="mlp-dropout", loss="taylor"))
+    bench_torch.check_supported(inner.InnerConfig(arch="cnn", loss="taylor"))
+
+
+def test_cosine_learning_rate_matches_optax():
+    import optax
+
+    cfg = inner.InnerConfig(loss="taylor", lr=3e-3, steps=50)
+    sched = optax.cosine_decay_schedule(cfg.lr, 50)
+    for t in (0, 1, 17, 49, 50, 60):
+        assert bench_torch.learning_rate(cfg, 50, t) == pytest.approx(
+            float(sched(t)), rel=1e-6, abs=1e-12)
