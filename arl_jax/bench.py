@@ -22,7 +22,7 @@ measured in the same process. Device scaling runs `parallel.make_sharded_evaluat
 in subprocesses with ``--xla_force_host_platform_device_count=N``: on a CPU these
 are simulated devices sharing the same cores.
 
-`run_benchmark` returns a JSON-able dict; `to_markdown` renders its tables.
+`run_benchmark` returns a JSON-able dict; `bench_report.to_markdown` renders it.
 """
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ import optax
 
 from arl_jax import bench_torch, inner, losses
 from arl_jax import data as data_lib
+from arl_jax.bench_report import BAR, check_bar
 from arl_jax.models import build_model
 
 TAYLOR_ORDER = 4
 # The CNN's val and test sets are cut to this size: evaluating 16,000 Fashion-MNIST
 # images costs as much as 700 training steps and would swamp the training measured.
 CNN_EVAL_EXAMPLES = 2000
-BAR = {"vs_torch": 20.0, "vs_loop": 1.5, "peak_fraction": 0.6, "pop": 64}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -431,117 +431,6 @@ def run_benchmark(
     out["load_end"] = list(os.getloadavg())
     out["bar_check"] = check_bar(out)
     return out
-
-
-def _find(res: dict, method: str, pop: int | None = None) -> dict | None:
-    rows = [r for r in res["results"] if r["method"] == method]
-    if pop is not None:
-        rows = [r for r in rows if r["pop"] == pop]
-    return min(rows, key=lambda r: r["per_candidate_s"]) if rows else None
-
-
-def check_bar(out: dict[str, Any]) -> dict[str, Any]:
-    """The issue's bar, per case: vmap at pop 64 against torch eager and the loop,
-    and vmap's best fraction of the peak (``None`` where a method is missing)."""
-    checks = {}
-    for name, res in out["cases"].items():
-        a = _find(res, "vmap", BAR["pop"])
-        b, c = _find(res, "loop"), _find(res, "torch")
-        best = max((r["peak_fraction"] for r in res["results"]
-                    if r["method"] == "vmap"), default=None)
-        vs_torch = c["per_candidate_s"] / a["per_candidate_s"] if a and c else None
-        vs_loop = b["per_candidate_s"] / a["per_candidate_s"] if a and b else None
-        frac = a["peak_fraction"] if a else None
-        checks[name] = {
-            "vs_torch": vs_torch, "vs_torch_met": _ge(vs_torch, BAR["vs_torch"]),
-            "vs_loop": vs_loop, "vs_loop_met": _ge(vs_loop, BAR["vs_loop"]),
-            "peak_fraction_pop64": frac,
-            "peak_fraction_best": best,
-            "peak_fraction_met": _ge(best, BAR["peak_fraction"]),
-        }
-    return checks
-
-
-def _ge(x: float | None, bound: float) -> bool | None:
-    return None if x is None else bool(x >= bound)
-
-
-def to_markdown(out: dict[str, Any]) -> str:
-    """The results as markdown: one table per case, the device scaling, the bar."""
-    m = out["machine"]
-    peak = out["peak"]["flops"]
-    lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores; jax {m['versions']['jax']}, "
-        f"torch {m['versions'].get('torch')}. Peak float32 matmul "
-        f"{peak / 1e9:.1f} GFLOP/s. Load average {out['load_start'][0]:.2f} at the "
-        f"start, {out['load_end'][0]:.2f} at the end.",
-        "",
-    ]
-    for name, res in out["cases"].items():
-        c = res["case"]
-        f = res["flops"]
-        lines += [
-            f"### {name}: {c['arch']} on {res['data']}, {c['steps']} steps",
-            "",
-            f"FLOPs per candidate {f['per_candidate'] / 1e9:.2f} G (cost analysis; "
-            f"dense/conv products alone {f['matmul_per_candidate'] / 1e9:.2f} G).",
-            "",
-            "| method | pop | s / generation | ms / candidate | candidates / s "
-            "| x loop | x torch | GFLOP/s | % of peak | load |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        loop, torch_ = _find(res, "loop"), _find(res, "torch")
-        for r in res["results"]:
-            xl = loop["per_candidate_s"] / r["per_candidate_s"] if loop else None
-            xt = torch_["per_candidate_s"] / r["per_candidate_s"] if torch_ else None
-            lines.append(
-                f"| {r['method']} | {r['pop']} | {r['seconds']:.3f} | "
-                f"{1e3 * r['per_candidate_s']:.1f} | {r['candidates_per_s']:.2f} | "
-                f"{_fmt(xl)} | {_fmt(xt)} | {r['flops_per_s'] / 1e9:.1f} | "
-                f"{100 * r['peak_fraction']:.0f}% | "
-                f"{r['load'][0]:.1f}-{r['load'][1]:.1f} |"
-            )
-        for s in res["skipped"]:
-            lines.append(f"| {s['method']} | - | skipped: {s['reason']} |")
-        lines.append("")
-    if "devices" in out:
-        dv = out["devices"]
-        lines += [
-            f"### Device scaling ({dv['case']}; {dv['note']})",
-            "",
-            "| devices | pop | s / generation | candidates / s |",
-            "|---:|---:|---:|---:|",
-        ]
-        for r in dv["results"]:
-            if "error" in r:
-                lines.append(f"| {r['devices']} | {r['pop']} | error | |")
-            else:
-                lines.append(f"| {r['devices']} | {r['pop']} | {r['seconds']:.3f} "
-                             f"| {r['pop'] / r['seconds']:.2f} |")
-        lines.append("")
-    lines += ["### The bar (pop 64)", "", "| case | vmap vs torch (>= 20x) | "
-              "vmap vs loop (>= 1.5x) | % of peak at pop 64 / best (>= 60%) |",
-              "|---|---|---|---|"]
-    for name, b in out["bar_check"].items():
-        lines.append(
-            f"| {name} | {_fmt(b['vs_torch'])} {_met(b['vs_torch_met'])} | "
-            f"{_fmt(b['vs_loop'])} {_met(b['vs_loop_met'])} | "
-            f"{_pct(b['peak_fraction_pop64'])} / {_pct(b['peak_fraction_best'])} "
-            f"{_met(b['peak_fraction_met'])} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f}x"
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.0f}%"
-
-
-def _met(x: bool | None) -> str:
-    return "(n/a)" if x is None else ("met" if x else "NOT met")
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--devices-worker"]:

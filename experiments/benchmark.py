@@ -4,8 +4,8 @@
     python -m experiments.benchmark --quick --skip-torch --out /tmp/b   # seconds
 
 Writes ``results.json`` and ``results.md`` to ``--out``; the logic lives in
-`arl_jax.bench`. torch is optional (``pip install -e '.[bench]'``); without it the
-PyTorch rows are reported as skipped.
+`arl_jax.bench` and `arl_jax.bench_report`. torch is optional (``pip install -e
+'.[bench]'``); without it the PyTorch rows are reported as skipped.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark and write results.json and results.md."""
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from arl_jax import bench
+    from arl_jax import bench, bench_report
 
     q = args.quick
     t0 = time.perf_counter()
@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(out, f, indent=1, default=float)
-    md = f"Command: `{out['command']}` ({out['date']})\n\n" + bench.to_markdown(out)
+    md = bench_report.to_markdown(out)
+    md = f"Command: `{out['command']}` ({out['date']})\n\n" + md
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(md)
     print(md)

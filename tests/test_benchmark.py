@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from arl_jax import bench, bench_torch, data, inner, losses
+from arl_jax import bench, bench_report, bench_torch, data, inner, losses
 from arl_jax.models import ArchConfig, build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,6 +77,24 @@ def test_quick_benchmark_with_torch(tmp_path):
     assert torch_row["torch"]["flush_denormal"] is True
     assert torch_row["torch"]["threads"] == os.cpu_count()
     assert "| torch | 1 |" in md and "devices" not in out
+
+
+def test_bar_check_on_made_up_numbers():
+    def row(method, pop, per_candidate, frac):
+        return {"method": method, "pop": pop, "per_candidate_s": per_candidate,
+                "seconds": pop * per_candidate, "peak_fraction": frac,
+                "flops_per_s": 100 * frac}
+    res = {"results": [row("vmap", 64, 1.0, 0.5), row("vmap", 256, 0.9, 0.62),
+                       row("loop", 8, 1.6, 0.3), row("torch", 1, 25.0, 0.02)]}
+    out = {"cases": {"mlp": res}, "peak": {"flops": 100.0},
+           "devices": {"case": "mlp", "results": [{"pop": 64, "seconds": 32.0}]}}
+    b = bench_report.check_bar(out)["mlp"]
+    assert b["vs_torch"] == pytest.approx(25.0) and b["vs_torch_met"]
+    assert b["vs_torch_at_peak"] == pytest.approx(50.0)
+    assert b["vs_loop"] == pytest.approx(1.6) and b["vs_loop_met"]
+    assert b["vs_loop_sharded"] == pytest.approx(3.2)
+    assert b["peak_fraction_pop64"] == 0.5 and not b["peak_fraction_pop64_met"]
+    assert b["peak_fraction_best"] == 0.62 and b["peak_fraction_met"]
 
 
 def test_population_is_seeded_and_near_the_series():

@@ -1,0 +1,145 @@
+"""Reading the benchmark's results (`arl_jax.bench`): the issue's bar and markdown.
+
+The bar (issue 7), per case: the engine's population evaluation (``vmap``) at pop 64
+at least 20x faster per candidate than eager PyTorch and 1.5x faster than the
+jitted run in a Python loop, and at least 60% of the peak FLOP/s measured in the
+same run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+BAR = {"vs_torch": 20.0, "vs_loop": 1.5, "peak_fraction": 0.6, "pop": 64}
+
+
+def _find(res: dict, method: str, pop: int | None = None) -> dict | None:
+    rows = [r for r in res["results"] if r["method"] == method]
+    if pop is not None:
+        rows = [r for r in rows if r["pop"] == pop]
+    return min(rows, key=lambda r: r["per_candidate_s"]) if rows else None
+
+
+def check_bar(out: dict[str, Any]) -> dict[str, Any]:
+    """The issue's bar, per case: vmap at pop 64 against torch eager and the loop,
+    and vmap's best fraction of the peak (``None`` where a method is missing)."""
+    checks = {}
+    for name, res in out["cases"].items():
+        a = _find(res, "vmap", BAR["pop"])
+        b, c = _find(res, "loop"), _find(res, "torch")
+        best = max((r["peak_fraction"] for r in res["results"]
+                    if r["method"] == "vmap"), default=None)
+        vs_torch = c["per_candidate_s"] / a["per_candidate_s"] if a and c else None
+        vs_loop = b["per_candidate_s"] / a["per_candidate_s"] if a and b else None
+        frac = a["peak_fraction"] if a else None
+        # No implementation beats torch by more than peak / torch's FLOP/s.
+        bound = out["peak"]["flops"] / c["flops_per_s"] if c else None
+        checks[name] = {
+            "vs_torch": vs_torch, "vs_torch_met": _ge(vs_torch, BAR["vs_torch"]),
+            "vs_torch_at_peak": bound,
+            "vs_loop_sharded": _sharded_vs_loop(out, name, b),
+            "vs_loop": vs_loop, "vs_loop_met": _ge(vs_loop, BAR["vs_loop"]),
+            "peak_fraction_pop64": frac,
+            "peak_fraction_pop64_met": _ge(frac, BAR["peak_fraction"]),
+            "peak_fraction_best": best,
+            "peak_fraction_met": _ge(best, BAR["peak_fraction"]),
+        }
+    return checks
+
+
+def _sharded_vs_loop(out: dict, name: str, loop: dict | None) -> float | None:
+    """Loop time over the best per-candidate time of the device-scaling runs (the
+    population sharded over simulated CPU devices), for the case they ran on."""
+    dev = out.get("devices")
+    if not dev or dev["case"] != name or loop is None:
+        return None
+    rows = [r for r in dev["results"] if "seconds" in r]
+    if not rows:
+        return None
+    best = min(r["seconds"] / r["pop"] for r in rows)
+    return loop["per_candidate_s"] / best
+
+
+def _ge(x: float | None, bound: float) -> bool | None:
+    return None if x is None else bool(x >= bound)
+
+
+def to_markdown(out: dict[str, Any]) -> str:
+    """The results as markdown: one table per case, the device scaling, the bar."""
+    m = out["machine"]
+    peak = out["peak"]["flops"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores; jax {m['versions']['jax']}, "
+        f"torch {m['versions'].get('torch')}. Peak float32 matmul "
+        f"{peak / 1e9:.1f} GFLOP/s. Load average {out['load_start'][0]:.2f} at the "
+        f"start, {out['load_end'][0]:.2f} at the end.",
+        "",
+    ]
+    for name, res in out["cases"].items():
+        c = res["case"]
+        f = res["flops"]
+        lines += [
+            f"### {name}: {c['arch']} on {res['data']}, {c['steps']} steps",
+            "",
+            f"FLOPs per candidate {f['per_candidate'] / 1e9:.2f} G (cost analysis; "
+            f"dense/conv products alone {f['matmul_per_candidate'] / 1e9:.2f} G).",
+            "",
+            "| method | pop | s / generation | ms / candidate | candidates / s "
+            "| x loop | x torch | GFLOP/s | % of peak | load |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        loop, torch_ = _find(res, "loop"), _find(res, "torch")
+        for r in res["results"]:
+            xl = loop["per_candidate_s"] / r["per_candidate_s"] if loop else None
+            xt = torch_["per_candidate_s"] / r["per_candidate_s"] if torch_ else None
+            lines.append(
+                f"| {r['method']} | {r['pop']} | {r['seconds']:.3f} | "
+                f"{1e3 * r['per_candidate_s']:.1f} | {r['candidates_per_s']:.2f} | "
+                f"{_fmt(xl)} | {_fmt(xt)} | {r['flops_per_s'] / 1e9:.1f} | "
+                f"{100 * r['peak_fraction']:.0f}% | "
+                f"{r['load'][0]:.1f}-{r['load'][1]:.1f} |"
+            )
+        for s in res["skipped"]:
+            lines.append(f"| {s['method']} | - | skipped: {s['reason']} |")
+        lines.append("")
+    if "devices" in out:
+        dv = out["devices"]
+        lines += [
+            f"### Device scaling ({dv['case']}; {dv['note']})",
+            "",
+            "| devices | pop | s / generation | candidates / s |",
+            "|---:|---:|---:|---:|",
+        ]
+        for r in dv["results"]:
+            if "error" in r:
+                lines.append(f"| {r['devices']} | {r['pop']} | error | |")
+            else:
+                lines.append(f"| {r['devices']} | {r['pop']} | {r['seconds']:.3f} "
+                             f"| {r['pop'] / r['seconds']:.2f} |")
+        lines.append("")
+    lines += ["### The bar (pop 64)", "", "| case | vmap vs torch (>= 20x) "
+              "[at 100% of peak] | vmap vs loop (>= 1.5x) | sharded over simulated "
+              "devices vs loop | % of peak at pop 64 / best pop (>= 60%) |",
+              "|---|---|---|---|---|"]
+    for name, b in out["bar_check"].items():
+        lines.append(
+            f"| {name} | {_fmt(b['vs_torch'])} {_met(b['vs_torch_met'])} "
+            f"[{_fmt(b.get('vs_torch_at_peak'))}] | "
+            f"{_fmt(b['vs_loop'])} {_met(b['vs_loop_met'])} | "
+            f"{_fmt(b.get('vs_loop_sharded'))} | "
+            f"{_pct(b['peak_fraction_pop64'])} {_met(b['peak_fraction_pop64_met'])}"
+            f" / {_pct(b['peak_fraction_best'])} {_met(b['peak_fraction_met'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}x"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def _met(x: bool | None) -> str:
+    return "(n/a)" if x is None else ("met" if x else "NOT met")
