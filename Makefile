@@ -26,7 +26,7 @@ data:
 	fi
 
 demo: install
-	$(PY) -m experiments.meta_search --out runs/demo
+	$(PY) -m experiments.meta_search --seed 2 --out runs/demo
 
 test: install data
 	$(PY) -m pytest -q

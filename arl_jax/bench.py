@@ -233,6 +233,16 @@ def bench_vmap(cfg, d, pop: int, repeats: int, budget_s: float) -> dict[str, Any
     return {"method": "vmap", "pop": pop, "seconds": t["best_s"], **t}
 
 
+def bench_one_group(cfg, d, pop: int, repeats: int, budget_s: float) -> dict:
+    """Ablation of (a): the whole population in one vmap (no cache-sized groups),
+    what `inner.make_evaluate` does on accelerators."""
+    evaluate = jax.jit(inner.batch_inner_train(inner.make_inner_train(cfg), None))
+    pop_params = jnp.asarray(population(pop))
+    keys = jax.random.key(0)[None]
+    t = timed(lambda: evaluate(pop_params, keys, d), repeats, budget_s)
+    return {"method": "vmap_one_group", "pop": pop, "seconds": t["best_s"], **t}
+
+
 def bench_loop(cfg, d, n: int, repeats: int, budget_s: float) -> dict[str, Any]:
     """(b): ``n`` candidates through the jitted single run, one call each."""
     single = jax.jit(inner.make_inner_train(cfg))
@@ -399,6 +409,11 @@ def run_benchmark(
             r = bench_vmap(cfg, d, pop, repeats, budget_s)
             res["results"].append(r)
             log(f"{case.name} vmap pop {pop}: {r['seconds']:.3f} s")
+        group = inner.default_pop_chunk(cfg, d.x_train.shape[1:])
+        if BAR["pop"] in case.pops and group and group < BAR["pop"]:
+            r = bench_one_group(cfg, d, BAR["pop"], repeats, budget_s)
+            res["results"].append(r)
+            log(f"{case.name} vmap_one_group pop {r['pop']}: {r['seconds']:.3f} s")
         r = bench_loop(cfg, d, loop_candidates, repeats, budget_s)
         res["results"].append(r)
         log(f"{case.name} loop x{loop_candidates}: {r['seconds']:.3f} s")

@@ -50,7 +50,7 @@ __all__ = [
     "bootstrap_soft", "cross_entropy", "family_init", "family_num_params", "gce",
     "get_loss", "label_smoothing", "load_pretrained", "loss_hyperparams", "mae",
     "nce", "nce_mae", "nce_rce", "nfl", "poly1", "rce", "sce", "taylor_ce",
-    "taylor_loss", "taylorglo_loss", "validate_loss_inputs",
+    "taylor_loss", "taylor_nce_loss", "taylorglo_loss", "validate_loss_inputs",
 ]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -85,6 +85,34 @@ def taylor_loss(coeffs: jax.Array, logits: jax.Array, labels: jax.Array) -> jax.
     for k in range(coeffs.shape[0] - 1, 0, -1):  # Horner: d (th1 + d (th2 + ...))
         acc = acc * d + coeffs[k]
     return acc * d
+
+
+def taylor_nce_loss(
+    params: jax.Array, logits: jax.Array, labels: jax.Array
+) -> jax.Array:
+    """ARL's polynomial plus a searched weight of normalised cross-entropy.
+
+    ``loss = a NCE + sum_{k=1..K} theta_k (p_y - c)^k`` with ``params = [a, c,
+    theta_1, ..., theta_K]`` and ``NCE = log p_y / sum_j log p_j`` (Ma et al., ICML
+    2020). The polynomial alone is a function of ``p_y`` only, which makes it either
+    unbounded near ``p_y = 0`` (CE-like: it fits noisy labels) or flat there
+    (MAE-like: it under-fits clean ones); the NCE term adds an "active" part that
+    looks at every class while staying bounded in ``[0, 1]``. The family contains
+    ARL's Taylor family (``a = 0``) and NCE+MAE (``a = 1, c = 1, theta_1 = -1``), so
+    the search can find either or anything in between.
+
+    Args:
+      params: ``[K + 2]`` float, ``[a, c, theta_1, ..., theta_K]``.
+      logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
+
+    Returns:
+      ``[...]`` float32 per-example losses.
+    """
+    _check_params(params, "params", 3, None)
+    log_p, log_py = _log_probs(logits, labels)
+    params = jnp.asarray(params, jnp.float32)
+    poly = taylor_loss(params[1:], logits, labels)
+    return params[0] * (log_py / jnp.sum(log_p, axis=-1)) + poly
 
 
 def taylorglo_loss(
@@ -125,11 +153,13 @@ def taylorglo_loss(
 FAMILIES: dict[str, Callable[..., jax.Array]] = {
     "taylor": taylor_loss,
     "taylorglo": taylorglo_loss,
+    "taylor_nce": taylor_nce_loss,
 }
 
 
 def family_num_params(family: str, order: int) -> int:
-    """Length of a parameter vector: ``order + 1`` for "taylor", 8 for "taylorglo".
+    """Length of a parameter vector: ``order + 1`` for "taylor", ``order + 2`` for
+    "taylor_nce", 8 for "taylorglo".
 
     Args:
       family: a key of `FAMILIES`.
@@ -139,10 +169,10 @@ def family_num_params(family: str, order: int) -> int:
     Returns:
       The number of parameters P.
     """
-    if family == "taylor":
+    if family in ("taylor", "taylor_nce"):
         if int(order) != order or order < 1:
-            raise ValueError(f"taylor order must be an integer >= 1; got {order}")
-        return int(order) + 1
+            raise ValueError(f"{family} order must be an integer >= 1; got {order}")
+        return int(order) + (1 if family == "taylor" else 2)
     if family == "taylorglo":
         return 8
     raise ValueError(f"unknown family {family!r}; valid families: {sorted(FAMILIES)}")
@@ -157,6 +187,8 @@ def family_init(family: str, order: int) -> np.ndarray:
     ``((1 - p_y) + (1 - p_y)^2 / 2) / C``: the second-order Taylor series of
     cross-entropy, divided by C by the family's mean over classes; the other classes
     contribute nothing (their ``v = 0`` and ``t_1 = t_2 = t_3 = 0``).
+    "taylor_nce": NCE weight ``a = 0`` and the "taylor" start, so the search starts
+    from the same cross-entropy-like loss.
 
     Args:
       family: a key of `FAMILIES`.
@@ -169,6 +201,8 @@ def family_init(family: str, order: int) -> np.ndarray:
     if family == "taylor":
         k = np.arange(1, n)
         return np.concatenate([[1.0], (-1.0) ** k / k]).astype(np.float32)
+    if family == "taylor_nce":
+        return np.concatenate([[0.0], family_init("taylor", order)]).astype(np.float32)
     return np.array([0, 1, 0, 0, 0, 1, -1, 0], np.float32)
 
 
@@ -199,7 +233,9 @@ def load_pretrained() -> dict[str, Any]:
     return copy.deepcopy(_read_pretrained())
 
 
-def arl_loss(logits: jax.Array, labels: jax.Array, coeffs=None) -> jax.Array:
+def arl_loss(
+    logits: jax.Array, labels: jax.Array, coeffs=None, family: str | None = None
+) -> jax.Array:
     """The learned robust loss (ARL), a drop-in replacement for cross-entropy.
 
     Gao, Gouk & Hospedales, "Searching for Robustness: Loss Learning for Noisy
@@ -207,16 +243,21 @@ def arl_loss(logits: jax.Array, labels: jax.Array, coeffs=None) -> jax.Array:
 
     Args:
       logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
-      coeffs: ``[K + 1]`` coefficients of `taylor_loss`; ``None`` uses the shipped
-        pretrained ones (`load_pretrained`, whose family may also be "taylorglo").
+      coeffs: coefficients of the loss family `family` (``[K + 1]`` for
+        `taylor_loss`); ``None`` uses the shipped pretrained ones with their own
+        family (`load_pretrained`), and `family` is then ignored.
+      family: a key of `FAMILIES`, the family that `coeffs` belong to (``None``:
+        "taylor").
 
     Returns:
       ``[...]`` float32 per-example losses.
     """
-    family = "taylor"
     if coeffs is None:
         pretrained = _read_pretrained()
         family, coeffs = pretrained["family"], np.asarray(pretrained["coeffs"])
+    family = family or "taylor"
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; valid: {sorted(FAMILIES)}")
     return FAMILIES[family](jnp.asarray(coeffs, jnp.float32), logits, labels)
 
 

@@ -31,23 +31,31 @@ def _field(default: Any, help: str) -> Any:  # noqa: A002 - the argparse word
 class SearchConfig:
     """Every setting of a meta-search; `experiments.meta_search` flags mirror it."""
 
-    pop: int = _field(64, "CMA-ES population size (>= 4)")
-    generations: int = _field(16, "number of CMA-ES generations")
-    family: str = _field("taylor", "loss family searched: taylor | taylorglo")
-    order: int = _field(4, "polynomial order K of the taylor family (>= 1)")
+    pop: int = _field(32, "CMA-ES population size (>= 4)")
+    generations: int = _field(20, "number of CMA-ES generations")
+    family: str = _field(
+        "taylor_nce", "loss family searched: taylor | taylor_nce | taylorglo"
+    )
+    order: int = _field(4, "polynomial order K of the taylor families (>= 1)")
     sigma: float = _field(0.5, "initial CMA-ES step size")
     init: str = _field(
         "", "initial mean, comma-separated coefficients (default: family_init, CE-like)"
     )
-    tasks: int = _field(3, "tasks (dataset, arch, noise) drawn per generation")
+    tasks: int = _field(6, "tasks (dataset, arch, noise) drawn per generation")
     seeds: int = _field(1, "inner training seeds per task")
     datasets: str = _field("mnist1d,digits,synthetic", "meta-train datasets")
-    archs: str = _field("mlp-s,mlp", "meta-train architectures")
+    archs: str = _field("mlp", "meta-train architectures")
     noise: str = _field(
-        "symmetric:0.2-0.8,asymmetric:0.2-0.4",
+        "symmetric:0.2,symmetric:0.4,symmetric:0.6,symmetric:0.8,"
+        "asymmetric:0.2,asymmetric:0.4",
         "meta-train noise: KIND:LOW-HIGH or KIND:RATE, comma separated",
     )
-    steps: int = _field(300, "inner training steps per run")
+    stratify: bool = _field(
+        True,
+        "cycle each generation's tasks through the --noise ranges in order, so every "
+        "range is scored in every generation that has as many tasks as ranges",
+    )
+    steps: int = _field(400, "inner training steps per run")
     batch_size: int = _field(128, "inner training batch size")
     lr: float = _field(2e-3, "inner Adam learning rate (cosine decay)")
     train_size: int = _field(2000, "training examples per task (0: all)")
@@ -59,7 +67,7 @@ class SearchConfig:
         "fashion_mnist", "held-out dataset for the final comparison ('' to skip)"
     )
     holdout_noise: str = _field("symmetric:0.6", "noise of the held-out comparison")
-    holdout_steps: int = _field(1500, "inner steps of the held-out comparison")
+    holdout_steps: int = _field(2000, "inner steps of the held-out comparison")
     out: str = _field("runs/search", "run folder (outputs, checkpoints)")
     resume: str = _field("", "continue the killed run in this folder")
     seed: int = _field(0, "seed of the whole search")
@@ -199,7 +207,9 @@ class TaskPool:
 
     def sample(self, rng: np.random.Generator, n: int) -> list[tasks.Task]:
         """Draw `n` tasks from the pool."""
-        return tasks.sample_tasks(rng, n, self.datasets, self.archs_for, self.noises)
+        return tasks.sample_tasks(
+            rng, n, self.datasets, self.archs_for, self.noises, self.cfg.stratify
+        )
 
     def evaluator(
         self, dataset: str, arch: str, loss: str, steps: int

@@ -125,19 +125,27 @@ def sample_tasks(
     datasets: tuple[str, ...],
     archs_for: dict[str, list[str]],
     noises: tuple[NoiseRange, ...],
+    stratify: bool = False,
 ) -> list[Task]:
     """Draw `n` tasks: dataset uniformly, then a compatible arch and noise, then a rate.
 
     Datasets cycle (task i uses dataset (offset + i) mod len) so a generation with as
-    many tasks as datasets covers every dataset once; the offset is random.
+    many tasks as datasets covers every dataset once; the offset is random. With
+    `stratify`, the noise ranges cycle the same way (task i uses the range (offset2 +
+    i) mod len among those that fit its dataset), so a generation with as many tasks
+    as ranges scores every range once instead of whichever ones the draw favours.
     """
     offset = int(rng.integers(len(datasets)))
+    noise_offset = int(rng.integers(len(noises)))
     tasks = []
     for i in range(n):
         name = datasets[(offset + i) % len(datasets)]
         arch = archs_for[name][int(rng.integers(len(archs_for[name])))]
         fits = [r for r in noises if noise_fits(r.kind, name)]
-        r = fits[int(rng.integers(len(fits)))]
+        if stratify:
+            r = fits[(noise_offset + i) % len(fits)]
+        else:
+            r = fits[int(rng.integers(len(fits)))]
         rate = float(rng.uniform(r.low, r.high)) if r.high > r.low else r.low
         tasks.append(Task(name, arch, r.spec(rate), i))
     return tasks

@@ -204,3 +204,11 @@ def test_cosine_learning_rate_matches_optax():
     for t in (0, 1, 17, 49, 50, 60):
         assert bench_torch.learning_rate(cfg, 50, t) == pytest.approx(
             float(sched(t)), rel=1e-6, abs=1e-12)
+
+
+def test_one_group_ablation_times_the_ungrouped_population():
+    case = bench.Case("mlp", "mlp-s", "mnist1d", 3, (4,))
+    cfg = bench.inner_config(case)
+    d, _ = bench.load_case_data(case, quick=True)
+    r = bench.bench_one_group(cfg, d, 4, repeats=1, budget_s=10.0)
+    assert r["method"] == "vmap_one_group" and r["pop"] == 4 and r["seconds"] > 0

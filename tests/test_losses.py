@@ -89,7 +89,12 @@ def np_loss(name, logits, labels, **hp):
         beta, hard = hp.get("beta", 0.8), np.eye(C)[p.argmax(-1)]
         return -((beta * oh + (1 - beta) * hard) * log_p).sum(-1)
     if name == "arl":
-        return np_taylor(json.loads(PRETRAINED.read_text())["coeffs"], py)
+        shipped = json.loads(PRETRAINED.read_text())
+        coeffs = shipped["coeffs"]
+        if shipped["family"] == "taylor_nce":
+            return coeffs[0] * nce + np_taylor(coeffs[1:], py)
+        assert shipped["family"] == "taylor", shipped["family"]
+        return np_taylor(coeffs, py)
     raise KeyError(name)
 
 
@@ -148,7 +153,7 @@ def test_published_defaults():
     assert defaults["nfl"] == {"gamma": 0.5}
     assert defaults["bootstrap_soft"] == {"beta": 0.95}
     assert defaults["bootstrap_hard"] == {"beta": 0.8}
-    assert defaults["arl"] == {"coeffs": None}
+    assert defaults["arl"] == {"coeffs": None, "family": None}
     assert defaults["cross_entropy"] == defaults["mae"] == {}
 
 
@@ -176,6 +181,29 @@ def test_taylor_and_taylorglo_match_numpy():
     np.testing.assert_allclose(losses.taylorglo_loss(params, logits, labels),
                                np_taylorglo(params, logits, labels),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_taylor_nce_matches_numpy_and_contains_taylor_and_nce_mae():
+    logits, labels = _points()
+    _, log_p, oh, py = _np_probs(logits, labels)
+    params = np.array([0.8, 0.4, -1.5, 0.7, 2.0, -0.3], np.float32)
+    nce = (oh * log_p).sum(-1) / log_p.sum(-1)
+    np.testing.assert_allclose(losses.taylor_nce_loss(params, logits, labels),
+                               0.8 * nce + np_taylor(params[1:], py),
+                               rtol=1e-5, atol=1e-6)
+    # a = 0 is ARL's Taylor family; a = 1, c = 1, theta_1 = -1 is NCE+MAE.
+    np.testing.assert_allclose(
+        losses.taylor_nce_loss(np.r_[0.0, params[1:]], logits, labels),
+        losses.taylor_loss(params[1:], logits, labels), atol=1e-6)
+    np.testing.assert_allclose(
+        losses.taylor_nce_loss(np.array([1.0, 1.0, -1.0, 0.0]), logits, labels),
+        losses.nce_mae(logits, labels), atol=1e-6)
+    # arl_loss takes the family of explicit coefficients.
+    np.testing.assert_allclose(
+        losses.arl_loss(logits, labels, coeffs=params, family="taylor_nce"),
+        losses.taylor_nce_loss(params, logits, labels))
+    with pytest.raises(ValueError, match="unknown family"):
+        losses.arl_loss(logits, labels, coeffs=params, family="nope")
 
 
 def test_taylor_series_approaches_cross_entropy():
@@ -207,7 +235,8 @@ def test_taylorglo_init_is_scaled_second_order_ce():
 
 
 @pytest.mark.parametrize(("family", "order", "n"),
-                         [("taylor", 1, 2), ("taylor", 4, 5), ("taylorglo", 3, 8)])
+                         [("taylor", 1, 2), ("taylor", 4, 5), ("taylorglo", 3, 8),
+                          ("taylor_nce", 4, 6)])
 def test_family_num_params_and_init(family, order, n):
     assert losses.family_num_params(family, order) == n
     init = losses.family_init(family, order)
@@ -215,6 +244,8 @@ def test_family_num_params_and_init(family, order, n):
     if family == "taylor":
         k = np.arange(1, n)
         np.testing.assert_allclose(init, np.r_[1.0, (-1.0) ** k / k])
+    if family == "taylor_nce":
+        np.testing.assert_allclose(init, np.r_[0.0, losses.family_init("taylor", 4)])
 
 
 @pytest.mark.parametrize("name", ["mae", "rce", "nce", "nce_rce", "nce_mae"])

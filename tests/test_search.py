@@ -67,7 +67,7 @@ def test_cli_writes_every_output(full_run):
     for key in ("family", "coeffs", "fitness", "generation", "command", "seed",
                 "versions"):  # fmt: skip
         assert key in best
-    assert best["family"] == "taylor" and len(best["coeffs"]) == 5
+    assert best["family"] == "taylor_nce" and len(best["coeffs"]) == 6
     assert np.all(np.isfinite(best["coeffs"]))
     assert -1.0 <= best["fitness"] <= 0.0
     assert "jax" in best["versions"] and "--pop 8" in best["command"]
@@ -156,7 +156,8 @@ def test_search_improves_on_a_toy_task():
     # Start from a loss that *rewards* low p_y (theta_1 > 0: accuracy near chance or
     # worse); a good loss decreases in p_y, which CMA-ES must find.
     cfg = small_cfg(
-        pop=8, sigma=0.5, init="0,0.5,0,0,0", steps=200, noise="symmetric:0.4"
+        pop=8, sigma=0.5, family="taylor", init="0,0.5,0,0,0", steps=200,
+        noise="symmetric:0.4",
     )
     mesh = jax.sharding.Mesh(np.array(jax.devices()), ("pop",))
     pool = search.TaskPool(cfg, mesh)

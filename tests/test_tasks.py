@@ -55,6 +55,22 @@ def test_sample_tasks_is_deterministic_and_respects_compatibility():
     assert a[0].dataset != a[1].dataset
 
 
+def test_stratified_tasks_score_every_noise_range_once():
+    archs_for = {"synthetic": ["mlp-s"], "digits": ["mlp-s"], "mnist1d": ["mlp-s"]}
+    noises = tasks.parse_noise_ranges(
+        "symmetric:0.2,symmetric:0.4,symmetric:0.6,symmetric:0.8,"
+        "asymmetric:0.2,asymmetric:0.4")
+    for seed in range(5):
+        t = tasks.sample_tasks(np.random.default_rng(seed), 6, ("digits", "mnist1d"),
+                               archs_for, noises, stratify=True)  # fmt: skip
+        assert sorted(x.noise for x in t) == sorted(r.spec(r.low) for r in noises)
+        # synthetic has no asymmetric mapping: it cycles the symmetric ranges only.
+        t = tasks.sample_tasks(np.random.default_rng(seed), 4, ("synthetic",),
+                               archs_for, noises, stratify=True)  # fmt: skip
+        assert len({x.noise for x in t}) == 4
+        assert all(x.noise.startswith("symmetric") for x in t)
+
+
 def test_subsample_fixes_sizes_and_keeps_labels_consistent():
     ds = data_lib.load("digits")
     small = tasks.subsample(ds, 300, 50, 0, seed=0)
