@@ -236,3 +236,22 @@ def test_shipped_pretrained_loss_has_provenance():
     assert len(info["coeffs"]) == losses.family_num_params(info["family"], 4) or (
         info["family"] == "taylor" and len(info["coeffs"]) >= 2
     )
+
+
+def test_defaults_reproduce_the_shipped_loss():
+    # `make demo` (the defaults with --seed 2) is the run the shipped loss came from:
+    # its recorded config (docs/runs/search_c) and command (arl.json) say so.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "docs", "runs", "search_c", "config.json")) as f:
+        recorded = json.load(f)
+    recorded = recorded.get("config", recorded)
+    defaults = dataclasses.asdict(search.SearchConfig(seed=2))
+    assert {k: v for k, v in recorded.items() if k != "out"} == {
+        k: v for k, v in defaults.items() if k != "out"}
+    with open(os.path.join(root, "arl_jax", "pretrained", "arl.json")) as f:
+        shipped = json.load(f)
+    assert shipped["run_dir"] == "runs/search_c" and shipped["seed"] == 2
+    with open(os.path.join(root, "docs", "runs", "search_c", "best_loss.json")) as f:
+        assert json.load(f)["coeffs"] == shipped["coeffs"]
+    with open(os.path.join(root, "Makefile")) as f:
+        assert "meta_search --seed 2 --out runs/demo" in f.read()
