@@ -125,16 +125,16 @@ def to_markdown(out: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {_fmt(b['vs_torch'])} {_met(b['vs_torch_met'])} "
             f"[{_fmt(b.get('vs_torch_at_peak'))}] | "
-            f"{_fmt(b['vs_loop'])} {_met(b['vs_loop_met'])} | "
-            f"{_fmt(b.get('vs_loop_sharded'))} | "
+            f"{_fmt(b['vs_loop'], 2)} {_met(b['vs_loop_met'])} | "
+            f"{_fmt(b.get('vs_loop_sharded'), 2)} | "
             f"{_pct(b['peak_fraction_pop64'])} {_met(b['peak_fraction_pop64_met'])}"
             f" / {_pct(b['peak_fraction_best'])} {_met(b['peak_fraction_met'])} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.1f}x"
+def _fmt(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{x:.{digits}f}x"
 
 
 def _pct(x: float | None) -> str:
