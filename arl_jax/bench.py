@@ -224,23 +224,26 @@ def _forward_macs(params: Any, input_shape: Sequence[int]) -> int:
     return macs
 
 
-def bench_vmap(cfg, d, pop: int, repeats: int, budget_s: float) -> dict[str, Any]:
-    """(a): one call of ``inner.make_evaluate(cfg)`` on ``pop`` candidates."""
-    evaluate = inner.make_evaluate(cfg)
+def bench_vmap(
+    cfg, d, pop: int, repeats: int, budget_s: float, one_group: bool = False
+) -> dict[str, Any]:
+    """(a): one call of ``inner.make_evaluate(cfg)`` on ``pop`` candidates; with
+    `one_group`, the ablation without cache-sized groups (the whole population in
+    one vmap, what `inner.make_evaluate` does on accelerators)."""
+    if one_group:
+        evaluate = jax.jit(inner.batch_inner_train(inner.make_inner_train(cfg), None))
+    else:
+        evaluate = inner.make_evaluate(cfg)
     pop_params = jnp.asarray(population(pop))
     keys = jax.random.key(0)[None]  # one seed, shared by every candidate
     t = timed(lambda: evaluate(pop_params, keys, d), repeats, budget_s)
-    return {"method": "vmap", "pop": pop, "seconds": t["best_s"], **t}
+    method = "vmap_one_group" if one_group else "vmap"
+    return {"method": method, "pop": pop, "seconds": t["best_s"], **t}
 
 
 def bench_one_group(cfg, d, pop: int, repeats: int, budget_s: float) -> dict:
-    """Ablation of (a): the whole population in one vmap (no cache-sized groups),
-    what `inner.make_evaluate` does on accelerators."""
-    evaluate = jax.jit(inner.batch_inner_train(inner.make_inner_train(cfg), None))
-    pop_params = jnp.asarray(population(pop))
-    keys = jax.random.key(0)[None]
-    t = timed(lambda: evaluate(pop_params, keys, d), repeats, budget_s)
-    return {"method": "vmap_one_group", "pop": pop, "seconds": t["best_s"], **t}
+    """`bench_vmap` without cache-sized groups."""
+    return bench_vmap(cfg, d, pop, repeats, budget_s, one_group=True)
 
 
 def bench_loop(cfg, d, n: int, repeats: int, budget_s: float) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from arl_jax.baselines import (
     RCE_CLAMP,
     _check_params,
     _log_probs,
+    _nce,
     _one_hot,
     bootstrap_hard,
     bootstrap_soft,
@@ -79,8 +80,12 @@ def taylor_loss(coeffs: jax.Array, logits: jax.Array, labels: jax.Array) -> jax.
     """
     _check_params(coeffs, "coeffs", 2, None)
     _, log_py = _log_probs(logits, labels)
-    coeffs = jnp.asarray(coeffs, jnp.float32)
-    d = jnp.exp(log_py) - coeffs[0]
+    return _polynomial(jnp.asarray(coeffs, jnp.float32), jnp.exp(log_py))
+
+
+def _polynomial(coeffs: jax.Array, p_y: jax.Array) -> jax.Array:
+    """``sum_{k>=1} theta_k (p_y - c)^k`` for ``coeffs = [c, theta_1, ...]``."""
+    d = p_y - coeffs[0]
     acc = jnp.zeros_like(d)
     for k in range(coeffs.shape[0] - 1, 0, -1):  # Horner: d (th1 + d (th2 + ...))
         acc = acc * d + coeffs[k]
@@ -95,9 +100,9 @@ def taylor_nce_loss(
     ``loss = a NCE + sum_{k=1..K} theta_k (p_y - c)^k`` with ``params = [a, c,
     theta_1, ..., theta_K]`` and ``NCE = log p_y / sum_j log p_j`` (Ma et al., ICML
     2020). The polynomial alone is a function of ``p_y`` only, which makes it either
-    unbounded near ``p_y = 0`` (CE-like: it fits noisy labels) or flat there
-    (MAE-like: it under-fits clean ones); the NCE term adds an "active" part that
-    looks at every class while staying bounded in ``[0, 1]``. The family contains
+    steep near ``p_y = 0`` (CE-like: it fits noisy labels) or flat there (MAE-like:
+    it under-fits clean ones); the NCE term adds an "active" part that looks at every
+    class while staying bounded in ``[0, 1]``. The family contains
     ARL's Taylor family (``a = 0``) and NCE+MAE (``a = 1, c = 1, theta_1 = -1``), so
     the search can find either or anything in between.
 
@@ -111,8 +116,7 @@ def taylor_nce_loss(
     _check_params(params, "params", 3, None)
     log_p, log_py = _log_probs(logits, labels)
     params = jnp.asarray(params, jnp.float32)
-    poly = taylor_loss(params[1:], logits, labels)
-    return params[0] * (log_py / jnp.sum(log_p, axis=-1)) + poly
+    return params[0] * _nce(log_p, log_py) + _polynomial(params[1:], jnp.exp(log_py))
 
 
 def taylorglo_loss(

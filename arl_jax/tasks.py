@@ -136,7 +136,8 @@ def sample_tasks(
     as ranges scores every range once instead of whichever ones the draw favours.
     """
     offset = int(rng.integers(len(datasets)))
-    noise_offset = int(rng.integers(len(noises)))
+    # Drawn only when used, so unstratified draws match those of earlier versions.
+    noise_offset = int(rng.integers(len(noises))) if stratify else 0
     tasks = []
     for i in range(n):
         name = datasets[(offset + i) % len(datasets)]
