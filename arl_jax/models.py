@@ -136,6 +136,8 @@ ARCHS: dict[str, ArchConfig] = {
     "mlp-l": ArchConfig(kind="mlp", widths=(1024, 512, 256)),
     "mlp-dropout": ArchConfig(kind="mlp", widths=(256, 256), dropout=0.2),
     "cnn": ArchConfig(kind="cnn", channels=(16, 32), kernel=5, widths=(128,)),
+    # LeNet-5's sizes (6 and 16 channels, 120-84 head), with ReLU and max-pooling.
+    "lenet": ArchConfig(kind="cnn", channels=(6, 16), kernel=5, widths=(120, 84)),
     "cnn1d": ArchConfig(kind="cnn1d", channels=(32, 64), kernel=5, widths=(128,)),
     "resnet": ArchConfig(kind="resnet", channels=(16, 32, 64), widths=(), norm="group"),
 }

@@ -21,6 +21,7 @@ CASES = [
     ("mlp-dropout", (20,)),
     ("cnn", (28, 28, 1)),
     ("cnn", (8, 8, 1)),
+    ("lenet", (28, 28, 1)),
     ("cnn1d", (40,)),
     ("resnet", (32, 32, 3)),
 ]
@@ -66,6 +67,10 @@ def test_param_counts_reasonable():
     assert counts["mlp-s"] < counts["mlp-l"] < 3_000_000
     for name in ("cnn", "cnn1d", "resnet"):
         assert 10_000 < counts[name] < 1_000_000, (name, counts[name])
+    # LeNet-5's sizes: 5x5 convs 1->6->16 (SAME padding), 7x7x16 features, 120-84-10.
+    lenet = (25 * 6 + 6) + (25 * 6 * 16 + 16) + (7 * 7 * 16 * 120 + 120)
+    lenet += (120 * 84 + 84) + (84 * 10 + 10)
+    assert models.param_count("lenet", (28, 28, 1), 10) == lenet
     # ResNet-8: stem + 3 stages x 2 convs + 2 projections, channels 16-32-64.
     convs = 9 * 3 * 16 + 9 * (16 * 16 + 16 * 16) + 9 * (16 * 32 + 32 * 32) + 16 * 32
     convs += 9 * (32 * 64 + 64 * 64) + 32 * 64

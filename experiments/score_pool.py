@@ -1,0 +1,216 @@
+"""Score named losses on a search's meta-train tasks: what does the pool reward?
+
+    python -m experiments.score_pool --out runs/pool_default
+    python -m experiments.score_pool --train-size 1000 --out runs/pool_train1000
+
+A search can only find what its fitness rewards. This trains a few fixed losses,
+the shipped ARL, `--loss-file` results of searches and the hand-designed losses that
+are members of the searched family (for ``taylor_nce``: ``nce_rce`` is ``[1, 1,
+-log(1e4), 0, ...]``, ``nce_mae`` is ``[1, 1, -1, 0, ...]``, ``mae`` is ``[0, 1, -1,
+0, ...]``; ``ce_taylor`` is the search's cross-entropy-like start) on `--draws`
+generations' worth of tasks drawn exactly as the search draws them (every search flag
+applies: `--datasets`, `--train-size`, `--steps`, ...), and reports each loss's
+fitness, the search's objective. If the pool ranks losses unlike the held-out data
+does, more search on that pool cannot close the gap.
+
+Writes into `--out`: scores.json (every task's clean-validation accuracy per loss)
+and scores.md (a table by dataset and noise, with the mean: the fitness).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import shlex
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from arl_jax import baselines, cli, losses, parallel, search
+
+DESCRIPTION = __doc__.split("\n")[0]
+# Task draws of this script use generation numbers the search never reaches.
+DRAW_OFFSET = 10**5
+
+
+def family_members(family: str, order: int) -> dict[str, np.ndarray]:
+    """Hand-designed losses that are exact members of `family` (up to nothing)."""
+    n = losses.family_num_params(family, order)
+    out = {"ce_taylor": losses.family_init(family, order)}
+    if family == "taylor_nce":
+
+        def member(a: float, theta1: float) -> np.ndarray:
+            v = np.zeros(n, np.float32)
+            v[:3] = (a, 1.0, theta1)  # a NCE + theta1 (p_y - 1)
+            return v
+
+        out["mae"] = member(0.0, -1.0)
+        out["nce_mae"] = member(1.0, -1.0)
+        out["nce_rce"] = member(1.0, math.log(baselines.RCE_CLAMP))
+    return out
+
+
+def candidates(
+    cfg: search.SearchConfig, names: list[str], loss_files: list[str]
+) -> dict[str, np.ndarray]:
+    """Coefficients of the losses to score, all of `cfg.family` and order."""
+    members = family_members(cfg.family, cfg.order)
+    n = losses.family_num_params(cfg.family, cfg.order)
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name == "arl":
+            shipped = losses.load_pretrained()
+            if shipped["family"] != cfg.family or len(shipped["coeffs"]) != n:
+                raise ValueError(
+                    f"the shipped loss is {shipped['family']} with "
+                    f"{len(shipped['coeffs'])} coefficients; --family {cfg.family} "
+                    f"--order {cfg.order} needs {n}"
+                )
+            out[name] = np.asarray(shipped["coeffs"], np.float32)
+        elif name in members:
+            out[name] = members[name]
+        else:
+            raise ValueError(
+                f"--losses: {name!r} is not a member of family {cfg.family!r} "
+                f"here; choose from {['arl', *members]} or pass --loss-file"
+            )
+    for path in loss_files:
+        if not os.path.exists(path):
+            raise ValueError(f"--loss-file {path}: not found")
+        with open(path) as fh:
+            saved = json.load(fh)
+        if saved.get("family") != cfg.family or len(saved["coeffs"]) != n:
+            raise ValueError(
+                f"--loss-file {path}: not a {cfg.family} loss of order {cfg.order}"
+            )
+        label = os.path.basename(os.path.dirname(os.path.abspath(path)))
+        out[f"arl[{label}]"] = np.asarray(saved["coeffs"], np.float32)
+    if not out:
+        raise ValueError("nothing to score: give --losses or --loss-file")
+    return out
+
+
+def score(
+    cfg: search.SearchConfig, cands: dict[str, np.ndarray], draws: int
+) -> list[dict]:
+    """Every candidate on `draws` generations of tasks: one row per task."""
+    pool = search.TaskPool(cfg, parallel.make_mesh())
+    names = list(cands)
+    pop = jnp.asarray(np.stack([cands[n] for n in names]))
+    rows = []
+    for g in tqdm(range(draws), desc="task draws", unit="draw"):
+        gen = DRAW_OFFSET + g
+        task_list = pool.sample(search.task_rng(cfg, gen), cfg.tasks)
+        k_eval = search.generation_keys(cfg, gen)[1]
+        res = pool.evaluate(pop, task_list, k_eval)
+        val = res["val_acc"].mean(axis=-1)  # [pop, tasks]
+        for j, t in enumerate(task_list):
+            rows.append(
+                {
+                    "draw": g,
+                    **dataclasses.asdict(t),
+                    "val_acc": {n: float(val[i, j]) for i, n in enumerate(names)},
+                    "diverged": {
+                        n: bool(res["diverged"][i, j].any())
+                        for i, n in enumerate(names)
+                    },
+                }
+            )
+    return rows
+
+
+def summarise(rows: list[dict], names: list[str]) -> dict:
+    """Mean accuracy per (dataset, noise) and overall (minus the fitness)."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(f"{r['dataset']} {r['noise']}", []).append(r)
+    table = {
+        g: {n: float(np.mean([r["val_acc"][n] for r in rs])) for n in names}
+        for g, rs in sorted(groups.items())
+    }
+    mean = {n: float(np.mean([r["val_acc"][n] for r in rows])) for n in names}
+    return {
+        "by_task": table,
+        "mean": mean,
+        "ranking": sorted(names, key=lambda n: -mean[n]),
+    }
+
+
+def to_markdown(summary: dict, names: list[str], n_rows: int) -> str:
+    """Accuracy (%) by dataset and noise; the best of each row in bold."""
+
+    def line(label: str, vals: dict) -> str:
+        best = max(vals.values())
+        cells = [
+            f"**{100 * v:.2f}**" if v == best else f"{100 * v:.2f}"
+            for v in (vals[n] for n in names)
+        ]
+        return f"| {label} | " + " | ".join(cells) + " |"
+
+    out = [
+        f"Clean-validation accuracy (%), mean over the {n_rows} tasks drawn.",
+        "",
+        "| task | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    out += [line(g, v) for g, v in summary["by_task"].items()]
+    out.append(line("**mean (= -fitness)**", summary["mean"]))
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=DESCRIPTION)
+    cli.add_dataclass_args(parser, search.SearchConfig)
+    parser.add_argument(
+        "--losses",
+        nargs="+",
+        default=["arl", "ce_taylor", "mae", "nce_mae", "nce_rce"],
+        help="losses to score (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--loss-file",
+        nargs="+",
+        default=[],
+        help="best_loss.json files of searches to score as well",
+    )
+    parser.add_argument(
+        "--draws",
+        type=int,
+        default=3,
+        help="generations' worth of tasks to draw (default: 3)",
+    )
+    args = parser.parse_args(argv)
+    cfg = cli.config_from_args(search.SearchConfig, args)
+    try:
+        cfg.validate()
+        if args.draws < 1:
+            raise ValueError(f"--draws must be >= 1, got {args.draws}")
+        cands = candidates(cfg, args.losses, args.loss_file)
+    except ValueError as err:
+        parser.error(str(err))
+    os.makedirs(cfg.out, exist_ok=True)
+    names = list(cands)
+    rows = score(cfg, cands, args.draws)
+    summary = summarise(rows, names)
+    out = {
+        "command": "python -m experiments.score_pool "
+        + shlex.join(sys.argv[1:] if argv is None else argv),
+        "config": dataclasses.asdict(cfg),
+        "coeffs": {n: cands[n].tolist() for n in names},
+        **summary,
+        "rows": rows,
+    }
+    cli.atomic_write_json(os.path.join(cfg.out, "scores.json"), out)
+    md = to_markdown(summary, names, len(rows))
+    cli.atomic_write_text(os.path.join(cfg.out, "scores.md"), md)
+    print(md)
+    return out
+
+
+if __name__ == "__main__":
+    main()

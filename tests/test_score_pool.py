@@ -1,0 +1,67 @@
+"""score_pool: family members equal the baselines they name; the command's outputs."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from arl_jax import losses
+from experiments import score_pool
+
+
+@pytest.mark.parametrize("name", ["mae", "nce_mae", "nce_rce"])
+def test_family_members_are_the_baselines_they_name(name):
+    coeffs = score_pool.family_members("taylor_nce", 4)[name]
+    logits = 3.0 * jax.random.normal(jax.random.key(0), (64, 10))
+    labels = jax.random.randint(jax.random.key(1), (64,), 0, 10)
+    got = losses.arl_loss(logits, labels, coeffs=coeffs, family="taylor_nce")
+    want = losses.LOSSES[name](logits, labels)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_ce_taylor_is_the_search_start():
+    members = score_pool.family_members("taylor", 3)
+    assert set(members) == {"ce_taylor"}  # no NCE term in the paper's family
+    np.testing.assert_array_equal(members["ce_taylor"], losses.family_init("taylor", 3))
+
+
+TINY = [
+    "--datasets", "synthetic,digits", "--archs", "mlp-s", "--tasks", "2",
+    "--steps", "20", "--train-size", "200", "--val-size", "64", "--draws", "2",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_score_pool_writes_scores(tmp_path, capsys):
+    out = tmp_path / "pool"
+    res = score_pool.main(
+        [*TINY, "--losses", "arl", "mae", "nce_rce", "--out", str(out)]
+    )
+    saved = json.loads((out / "scores.json").read_text())
+    assert saved["ranking"] == res["ranking"]
+    assert set(saved["ranking"]) == {"arl", "mae", "nce_rce"}
+    assert len(saved["rows"]) == 4  # 2 draws x 2 tasks
+    assert {r["dataset"] for r in saved["rows"]} == {"synthetic", "digits"}
+    for r in saved["rows"]:
+        assert all(0.0 <= v <= 1.0 for v in r["val_acc"].values())
+    # The mean is the mean of the rows, i.e. minus the search's fitness.
+    for name, m in saved["mean"].items():
+        assert m == pytest.approx(np.mean([r["val_acc"][name] for r in saved["rows"]]))
+    assert saved["coeffs"]["arl"] == pytest.approx(losses.load_pretrained()["coeffs"])
+    md = (out / "scores.md").read_text()
+    assert "| task | arl | mae | nce_rce |" in md and "mean (= -fitness)" in md
+    assert "mean (= -fitness)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--losses", "gce"], "not a member of family"),
+    (["--family", "taylor", "--losses", "arl"], "the shipped loss is taylor_nce"),
+    (["--draws", "0"], "--draws must be >= 1"),
+    (["--losses", "mae", "--loss-file", "nope.json"], "nope.json: not found"),
+])  # fmt: skip
+def test_bad_flags_exit_with_a_message(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
+        score_pool.main([*argv, "--out", str(tmp_path / "x")])
+    text = capsys.readouterr().err + str(err.value)
+    assert message in text
