@@ -58,7 +58,7 @@ class SearchConfig:
     steps: int = _field(400, "inner training steps per run")
     batch_size: int = _field(128, "inner training batch size")
     lr: float = _field(2e-3, "inner Adam learning rate (cosine decay)")
-    train_size: int = _field(2000, "training examples per task (0: all)")
+    train_size: int = _field(1000, "training examples per task (0: all)")
     val_size: int = _field(500, "clean validation examples per task (0: all)")
     select_tasks: int = _field(
         6, "fixed tasks on which the elites are re-scored to pick the final loss"

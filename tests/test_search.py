@@ -240,9 +240,9 @@ def test_shipped_pretrained_loss_has_provenance():
 
 def test_defaults_reproduce_the_shipped_loss():
     # `make demo` (the defaults with --seed 2) is the run the shipped loss came from:
-    # its recorded config (docs/runs/search_c) and command (arl.json) say so.
+    # its recorded config (docs/runs/search_g) and command (arl.json) say so.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    with open(os.path.join(root, "docs", "runs", "search_c", "config.json")) as f:
+    with open(os.path.join(root, "docs", "runs", "search_g", "config.json")) as f:
         recorded = json.load(f)
     recorded = recorded.get("config", recorded)
     defaults = dataclasses.asdict(search.SearchConfig(seed=2))
@@ -250,8 +250,8 @@ def test_defaults_reproduce_the_shipped_loss():
         k: v for k, v in defaults.items() if k != "out"}
     with open(os.path.join(root, "arl_jax", "pretrained", "arl.json")) as f:
         shipped = json.load(f)
-    assert shipped["run_dir"] == "runs/search_c" and shipped["seed"] == 2
-    with open(os.path.join(root, "docs", "runs", "search_c", "best_loss.json")) as f:
+    assert shipped["run_dir"] == "runs/search_g" and shipped["seed"] == 2
+    with open(os.path.join(root, "docs", "runs", "search_g", "best_loss.json")) as f:
         assert json.load(f)["coeffs"] == shipped["coeffs"]
     with open(os.path.join(root, "Makefile")) as f:
         assert "meta_search --seed 2 --out runs/demo" in f.read()
