@@ -39,7 +39,9 @@ DRAW_OFFSET = 10**5
 
 
 def family_members(family: str, order: int) -> dict[str, np.ndarray]:
-    """Hand-designed losses that are exact members of `family` (up to nothing)."""
+    """Named losses that are exact members of `family`: the search's start
+    ("ce_taylor", the Taylor expansion of CE, not CE itself) and, for "taylor_nce",
+    MAE, NCE+MAE and NCE+RCE at their published defaults."""
     n = losses.family_num_params(family, order)
     out = {"ce_taylor": losses.family_init(family, order)}
     if family == "taylor_nce":
