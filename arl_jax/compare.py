@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,6 +35,11 @@ def baseline_specs(names: Sequence[str] | None = None) -> list[LossSpec]:
     """Baselines at their published defaults (every registered loss but `arl`)."""
     names = names or [n for n in losses.LOSSES if n != "arl"]
     return [LossSpec(n, n) for n in names]
+
+
+def loss_file_label(path: str) -> str:
+    """The table label of a search's ``RUN_DIR/best_loss.json``: ``arl[RUN_DIR]``."""
+    return f"arl[{os.path.basename(os.path.dirname(os.path.abspath(path)))}]"
 
 
 def arl_spec(name: str = "arl", loss_file: str | None = None) -> LossSpec:

@@ -99,8 +99,7 @@ def loss_specs(cfg: MetaTestConfig) -> list[compare.LossSpec]:
     """ARL (shipped), searched losses, then the baselines."""
     specs = [compare.arl_spec("arl")]
     for path in cfg.loss_file:
-        label = f"arl[{os.path.basename(os.path.dirname(os.path.abspath(path)))}]"
-        specs.append(compare.arl_spec(label, path))
+        specs.append(compare.arl_spec(compare.loss_file_label(path), path))
     names = [n for n in losses.LOSSES if n != "arl"]
     if "all" not in cfg.losses:
         names = [n for n in cfg.losses if n != "arl"]

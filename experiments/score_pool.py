@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import shlex
@@ -31,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from arl_jax import baselines, cli, losses, parallel, search
+from arl_jax import baselines, cli, compare, losses, parallel, search
 
 DESCRIPTION = __doc__.split("\n")[0]
 # Task draws of this script use generation numbers the search never reaches.
@@ -60,20 +59,24 @@ def family_members(family: str, order: int) -> dict[str, np.ndarray]:
 def candidates(
     cfg: search.SearchConfig, names: list[str], loss_files: list[str]
 ) -> dict[str, np.ndarray]:
-    """Coefficients of the losses to score, all of `cfg.family` and order."""
+    """Coefficients of the losses to score, all of `cfg.family` and order, in the
+    order given (`names`, then `loss_files`)."""
     members = family_members(cfg.family, cfg.order)
     n = losses.family_num_params(cfg.family, cfg.order)
     out: dict[str, np.ndarray] = {}
+
+    def add(spec: compare.LossSpec, what: str) -> None:
+        # Shipped and searched losses are read as the meta-test reads them.
+        if spec.loss != cfg.family or len(spec.params) != n:
+            raise ValueError(
+                f"{what} is {spec.loss} with {len(spec.params)} coefficients; "
+                f"--family {cfg.family} --order {cfg.order} needs {n}"
+            )
+        out[spec.name] = np.asarray(spec.params, np.float32)
+
     for name in names:
         if name == "arl":
-            shipped = losses.load_pretrained()
-            if shipped["family"] != cfg.family or len(shipped["coeffs"]) != n:
-                raise ValueError(
-                    f"the shipped loss is {shipped['family']} with "
-                    f"{len(shipped['coeffs'])} coefficients; --family {cfg.family} "
-                    f"--order {cfg.order} needs {n}"
-                )
-            out[name] = np.asarray(shipped["coeffs"], np.float32)
+            add(compare.arl_spec("arl"), "the shipped loss")
         elif name in members:
             out[name] = members[name]
         else:
@@ -84,14 +87,9 @@ def candidates(
     for path in loss_files:
         if not os.path.exists(path):
             raise ValueError(f"--loss-file {path}: not found")
-        with open(path) as fh:
-            saved = json.load(fh)
-        if saved.get("family") != cfg.family or len(saved["coeffs"]) != n:
-            raise ValueError(
-                f"--loss-file {path}: not a {cfg.family} loss of order {cfg.order}"
-            )
-        label = os.path.basename(os.path.dirname(os.path.abspath(path)))
-        out[f"arl[{label}]"] = np.asarray(saved["coeffs"], np.float32)
+        add(
+            compare.arl_spec(compare.loss_file_label(path), path), f"--loss-file {path}"
+        )
     if not out:
         raise ValueError("nothing to score: give --losses or --loss-file")
     return out
