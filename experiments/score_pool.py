@@ -193,7 +193,6 @@ def main(argv: list[str] | None = None) -> dict:
         cands = candidates(cfg, args.losses, args.loss_file)
     except ValueError as err:
         parser.error(str(err))
-    os.makedirs(cfg.out, exist_ok=True)
     names = list(cands)
     rows = score(cfg, cands, args.draws)
     summary = summarise(rows, names)
@@ -205,6 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
         **summary,
         "rows": rows,
     }
+    os.makedirs(cfg.out, exist_ok=True)
     cli.atomic_write_json(os.path.join(cfg.out, "scores.json"), out)
     md = to_markdown(summary, names, len(rows))
     cli.atomic_write_text(os.path.join(cfg.out, "scores.md"), md)
