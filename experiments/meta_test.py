@@ -2,7 +2,7 @@
 
     python -m experiments.meta_test --dataset fashion_mnist \
         --noise symmetric:0.2,0.4,0.6,0.8 asymmetric:0.2,0.4 \
-        --archs mlp cnn --losses all --seeds 3
+        --archs mlp,cnn --losses all --seeds 3
 
 Every loss (the shipped ARL, any --loss-file from a search, and each baseline at its
 published defaults) trains through the same engine, seeds vmapped. Writes into --out:
@@ -42,7 +42,9 @@ class MetaTestConfig:
         ("symmetric:0.2,0.4,0.6,0.8", "asymmetric:0.2,0.4"),
         "noise settings, KIND:RATE[,RATE...] each; clean rows are always added",
     )
-    archs: tuple[str, ...] = _field(("mlp", "cnn"), "architectures")
+    archs: tuple[str, ...] = _field(
+        ("mlp", "cnn"), "architectures (mlp cnn or mlp,cnn)"
+    )
     losses: tuple[str, ...] = _field(("all",), "loss names, or 'all'")
     loss_file: tuple[str, ...] = _field((), "best_loss.json files of searches to add")
     seeds: int = _field(3, "training seeds per setting (vmapped)")
@@ -52,6 +54,13 @@ class MetaTestConfig:
     train_size: int = _field(0, "cap on training examples (0: all)")
     out: str = _field("runs/meta_test", "output folder")
     seed: int = _field(0, "seed (data split, noise, initialisation)")
+
+    def __post_init__(self) -> None:
+        # `--archs mlp,cnn` and `--archs mlp cnn` mean the same (so do the losses);
+        # --noise keeps its commas, which separate the rates of one kind.
+        for name in ("archs", "losses"):
+            items = tuple(x for v in getattr(self, name) for x in v.split(",") if x)
+            object.__setattr__(self, name, items)
 
     def validate(self) -> None:
         """Refuse bad settings before anything is trained; messages name the flag."""

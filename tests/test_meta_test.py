@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from arl_jax import report
+from arl_jax import cli, report
 from experiments import meta_test
 
 TINY = [
@@ -83,3 +83,16 @@ def test_bad_flags_exit_with_a_message(flags, message, capsys, tmp_path):
         meta_test.main([*flags, "--out", str(tmp_path)])
     assert err.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_lists_take_commas_or_spaces():
+    # The issue's own example spells `--archs mlp,cnn`; both forms mean the same.
+    parse = lambda argv: cli.parse_config(meta_test.MetaTestConfig, argv)[0]  # noqa: E731
+    commas = parse(["--archs", "mlp,cnn", "--losses", "arl,gce", "cross_entropy"])
+    spaces = parse(["--archs", "mlp", "cnn", "--losses", "arl", "gce", "cross_entropy"])
+    assert commas.archs == spaces.archs == ("mlp", "cnn")
+    assert commas.losses == spaces.losses == ("arl", "gce", "cross_entropy")
+    # --noise keeps its commas: they separate the rates of one kind.
+    assert parse(["--noise", "symmetric:0.2,0.4"]).noise == ("symmetric:0.2,0.4",)
+    with pytest.raises(SystemExit):
+        parse(["--archs", "mlp,vit"])
