@@ -5,7 +5,8 @@
     python -m experiments.meta_search --resume runs/search     # continue a killed run
 
 Writes into `--out`: config.json, metrics.jsonl (a line a generation), checkpoint.pkl
-(after every generation), best_loss.json, fitness.png, learned_loss.png, heldout.json.
+(after every generation), best_loss.json, selection.json (the re-scored candidates),
+fitness.png, learned_loss.png, heldout.json.
 """
 
 from __future__ import annotations
@@ -213,9 +214,27 @@ def main(argv: list[str] | None = None) -> dict:
         "search_seconds": round(time.time() - t0, 1),
         "provisional": False,
     }
+    first = len(history) - len(candidates) + 1  # generation of the first elite
+    selection = {
+        "definition": best["fitness_definition"],
+        "chosen": idx,
+        "candidates": [
+            {
+                "origin": "es_mean" if k == len(candidates) - 1 else "elite",
+                "generation": len(history) - 1
+                if k == len(candidates) - 1
+                else first + k,
+                "coeffs": [float(c) for c in cand],
+                "fitness": float(sel_fitness[k]),
+            }
+            for k, cand in enumerate(candidates)
+        ],
+    }
     held = heldout_comparison(cfg, coeffs)
     if main_proc:
         cli.atomic_write_json(os.path.join(run_dir, "best_loss.json"), best)
+        # Every re-scored candidate, so the final choice can be audited.
+        cli.atomic_write_json(os.path.join(run_dir, "selection.json"), selection)
         if held is not None:
             cli.atomic_write_json(os.path.join(run_dir, "heldout.json"), held)
         plot_fitness(history, os.path.join(run_dir, "fitness.png"))

@@ -56,7 +56,7 @@ def test_cli_writes_every_output(full_run):
     out, proc = full_run
     for name in (
         "config.json", "metrics.jsonl", "best_loss.json", "checkpoint.pkl",
-        "fitness.png", "learned_loss.png", "heldout.json",
+        "fitness.png", "learned_loss.png", "heldout.json", "selection.json",
     ):  # fmt: skip
         assert (out / name).exists(), name
     cfg = json.loads((out / "config.json").read_text())
@@ -73,6 +73,15 @@ def test_cli_writes_every_output(full_run):
     assert "jax" in best["versions"] and "--pop 8" in best["command"]
     held = json.loads((out / "heldout.json").read_text())
     assert set(held["results"]) == {"learned", "cross_entropy", "gce"}
+    # The selection record: the 4 elites and the final mean, the chosen one first
+    # by fitness and equal to best_loss.json.
+    sel = json.loads((out / "selection.json").read_text())
+    cands = sel["candidates"]
+    assert [c["origin"] for c in cands] == ["elite"] * 4 + ["es_mean"]
+    assert [c["generation"] for c in cands] == [0, 1, 2, 3, 3]
+    chosen = cands[sel["chosen"]]
+    assert chosen["coeffs"] == best["coeffs"] and chosen["fitness"] == best["fitness"]
+    assert chosen["fitness"] == min(c["fitness"] for c in cands)
     # The progress bar and the final comparison are printed.
     assert "generation" in proc.stderr and "4/4" in proc.stderr
     assert "Held-out" in proc.stdout
@@ -156,7 +165,11 @@ def test_search_improves_on_a_toy_task():
     # Start from a loss that *rewards* low p_y (theta_1 > 0: accuracy near chance or
     # worse); a good loss decreases in p_y, which CMA-ES must find.
     cfg = small_cfg(
-        pop=8, sigma=0.5, family="taylor", init="0,0.5,0,0,0", steps=200,
+        pop=8,
+        sigma=0.5,
+        family="taylor",
+        init="0,0.5,0,0,0",
+        steps=200,
         noise="symmetric:0.4",
     )
     mesh = jax.sharding.Mesh(np.array(jax.devices()), ("pop",))
@@ -247,7 +260,8 @@ def test_defaults_reproduce_the_shipped_loss():
     recorded = recorded.get("config", recorded)
     defaults = dataclasses.asdict(search.SearchConfig(seed=2))
     assert {k: v for k, v in recorded.items() if k != "out"} == {
-        k: v for k, v in defaults.items() if k != "out"}
+        k: v for k, v in defaults.items() if k != "out"
+    }
     with open(os.path.join(root, "arl_jax", "pretrained", "arl.json")) as f:
         shipped = json.load(f)
     assert shipped["run_dir"] == "runs/search_g" and shipped["seed"] == 2
