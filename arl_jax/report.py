@@ -75,8 +75,10 @@ def _noise_order(noises: Iterable[str]) -> list[str]:
 
 def markdown_tables(rows: list[dict]) -> str:
     """One table per architecture: losses x noise settings, mean +- std test accuracy
-    (percent), the best of each column in bold, and the mean over the noisy columns."""
+    (percent; the mean alone where there is one seed), the best of each column in
+    bold, and the mean over the noisy columns."""
     agg = aggregate(rows)
+    counts = collections.Counter((r["arch"], r["noise"], r["loss"]) for r in rows)
     out = []
     dataset = rows[0]["dataset"] if rows else ""
     for arch in sorted({r["arch"] for r in rows}):
@@ -104,7 +106,10 @@ def markdown_tables(rows: list[dict]) -> str:
                     cells.append("–")
                     continue
                 m, s = agg[(arch, n, loss)]
-                text = f"{100 * m:.2f} ± {100 * s:.2f}"
+                # One seed has no spread to show; a "± 0.00" would claim one.
+                text = f"{100 * m:.2f}"
+                if counts[(arch, n, loss)] > 1:
+                    text += f" ± {100 * s:.2f}"
                 cells.append(f"**{text}**" if math.isclose(m, best[n]) else text)
             text = f"{100 * means[loss]:.2f}"
             cells.append(

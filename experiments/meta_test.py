@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"Command: `python -m experiments.meta_test {' '.join(args)}`\n\n"
         f"Devices: {len(jax.devices())} x {jax.devices()[0].device_kind}; "
         f"{cfg.steps} steps, batch {cfg.batch_size}, Adam lr {cfg.lr}, "
-        f"{cfg.seeds} seeds.\n\n"
+        f"{cfg.seeds} seed{'s' if cfg.seeds > 1 else ''}.\n\n"
     )
     cli.atomic_write_text(os.path.join(cfg.out, "results.md"), header + tables)
     report.plot_accuracy_vs_noise(rows, os.path.join(cfg.out, "accuracy_vs_noise.png"))

@@ -64,8 +64,13 @@ def test_tables_mark_the_best_of_each_column():
                              val_acc=acc, test_acc=acc, train_loss=0.0,
                              diverged=False, seconds=0.0))  # fmt: skip
     md = report.markdown_tables(rows)
-    assert "| a | **90.00 ± 0.00** | 50.00 ± 0.00 | 50.00 |" in md
-    assert "| b | 80.00 ± 0.00 | **70.00 ± 0.00** | **70.00** |" in md
+    # One seed a cell: the mean alone, no "± 0.00".
+    assert "| a | **90.00** | 50.00 | 50.00 |" in md
+    assert "| b | 80.00 | **70.00** | **70.00** |" in md
+    # A second seed brings the spread.
+    rows += [dict(r, seed=1, test_acc=r["test_acc"] - 0.02) for r in rows]
+    md = report.markdown_tables(rows)
+    assert "| a | **89.00 ± 1.00** | 49.00 ± 1.00 | 49.00 |" in md
 
 
 @pytest.mark.parametrize(
