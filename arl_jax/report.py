@@ -52,17 +52,19 @@ class RowWriter:
         self._fh.close()
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+def _mean_std_n(values: Sequence[float]) -> tuple[float, float, int]:
     m = sum(values) / len(values)
-    return m, math.sqrt(sum((v - m) ** 2 for v in values) / len(values))
+    return m, math.sqrt(sum((v - m) ** 2 for v in values) / len(values)), len(values)
 
 
-def aggregate(rows: list[dict]) -> dict[tuple[str, str, str], tuple[float, float]]:
-    """(arch, noise, loss) -> (mean, std) of test accuracy over seeds."""
+def aggregate(
+    rows: list[dict],
+) -> dict[tuple[str, str, str], tuple[float, float, int]]:
+    """(arch, noise, loss) -> (mean, std, number of seeds) of test accuracy."""
     groups = collections.defaultdict(list)
     for r in rows:
         groups[(r["arch"], r["noise"], r["loss"])].append(r["test_acc"])
-    return {k: _mean_std(v) for k, v in groups.items()}
+    return {k: _mean_std_n(v) for k, v in groups.items()}
 
 
 def _noise_order(noises: Iterable[str]) -> list[str]:
@@ -78,7 +80,6 @@ def markdown_tables(rows: list[dict]) -> str:
     (percent; the mean alone where there is one seed), the best of each column in
     bold, and the mean over the noisy columns."""
     agg = aggregate(rows)
-    counts = collections.Counter((r["arch"], r["noise"], r["loss"]) for r in rows)
     out = []
     dataset = rows[0]["dataset"] if rows else ""
     for arch in sorted({r["arch"] for r in rows}):
@@ -105,10 +106,10 @@ def markdown_tables(rows: list[dict]) -> str:
                 if (arch, n, loss) not in agg:
                     cells.append("–")
                     continue
-                m, s = agg[(arch, n, loss)]
+                m, s, n_seeds = agg[(arch, n, loss)]
                 # One seed has no spread to show; a "± 0.00" would claim one.
                 text = f"{100 * m:.2f}"
-                if counts[(arch, n, loss)] > 1:
+                if n_seeds > 1:
                     text += f" ± {100 * s:.2f}"
                 cells.append(f"**{text}**" if math.isclose(m, best[n]) else text)
             text = f"{100 * means[loss]:.2f}"

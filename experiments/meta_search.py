@@ -186,26 +186,35 @@ def main(argv: list[str] | None = None) -> dict:
     bar.close()
 
     # Pick the final loss: re-score the generation elites and the final mean.
+    origins = [("elite", r["generation"]) for r in history]
+    origins = (origins + [("es_mean", len(history) - 1)])[-cfg.pop :]
     candidates = np.array(
         [r["best_coeffs"] for r in history] + [np.asarray(state.mean)]
-    )
-    candidates = candidates[-cfg.pop :]
+    )[-cfg.pop :]
     if cfg.select_tasks > 0:
         idx, sel_fitness = search.select_final(cfg, pool, candidates)
     else:
         idx, sel_fitness = len(candidates) - 1, np.full(len(candidates), np.nan)
+    # Every re-scored candidate, so the final choice can be audited.
+    scored = [
+        {
+            "origin": origin,
+            "generation": gen,
+            "coeffs": [float(c) for c in cand],
+            "fitness": float(fit),
+        }
+        for (origin, gen), cand, fit in zip(origins, candidates, sel_fitness)
+    ]
     coeffs = candidates[idx]
-    origin = "es_mean" if idx == len(candidates) - 1 else "elite"
-    gen_of = (len(history) - len(candidates) + 1 + idx) if origin == "elite" else None
     best = {
         "family": cfg.family,
         "order": cfg.order,
-        "coeffs": [float(c) for c in coeffs],
-        "fitness": float(sel_fitness[idx]),
+        "coeffs": scored[idx]["coeffs"],
+        "fitness": scored[idx]["fitness"],
         "fitness_definition": "minus mean clean-validation accuracy on "
         f"{cfg.select_tasks} fixed selection tasks",
-        "generation": gen_of if gen_of is not None else len(history) - 1,
-        "origin": origin,
+        "generation": scored[idx]["generation"],
+        "origin": scored[idx]["origin"],
         "command": command,
         "seed": cfg.seed,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -214,26 +223,14 @@ def main(argv: list[str] | None = None) -> dict:
         "search_seconds": round(time.time() - t0, 1),
         "provisional": False,
     }
-    first = len(history) - len(candidates) + 1  # generation of the first elite
     selection = {
         "definition": best["fitness_definition"],
         "chosen": idx,
-        "candidates": [
-            {
-                "origin": "es_mean" if k == len(candidates) - 1 else "elite",
-                "generation": len(history) - 1
-                if k == len(candidates) - 1
-                else first + k,
-                "coeffs": [float(c) for c in cand],
-                "fitness": float(sel_fitness[k]),
-            }
-            for k, cand in enumerate(candidates)
-        ],
+        "candidates": scored,
     }
     held = heldout_comparison(cfg, coeffs)
     if main_proc:
         cli.atomic_write_json(os.path.join(run_dir, "best_loss.json"), best)
-        # Every re-scored candidate, so the final choice can be audited.
         cli.atomic_write_json(os.path.join(run_dir, "selection.json"), selection)
         if held is not None:
             cli.atomic_write_json(os.path.join(run_dir, "heldout.json"), held)
@@ -250,7 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
             os.path.join(run_dir, "learned_loss.png"),
         )
     print(
-        f"\nbest loss ({origin}): {cfg.family} coeffs "
+        f"\nbest loss ({best['origin']}): {cfg.family} coeffs "
         f"{np.array2string(coeffs, precision=4)}; selection fitness "
         f"{best['fitness']:.4f}; written to {run_dir}/best_loss.json"
     )
