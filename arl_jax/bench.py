@@ -147,16 +147,22 @@ def timed(
     }
 
 
-def peak_flops(sizes: Sequence[int] = (2048, 4096), repeats: int = 5) -> dict:
-    """Best float32 FLOP/s of ``jit(a @ b)`` on ``n x n`` matrices (2 n^3 FLOPs)."""
+def peak_flops(
+    sizes: Sequence[int] = (2048, 4096), repeats: int = 5, precision: str | None = None
+) -> dict:
+    """Best float32 FLOP/s of ``jit(a @ b)`` on ``n x n`` matrices (2 n^3 FLOPs).
+
+    ``precision`` None is XLA's default, the precision the inner runs use (on a
+    recent NVIDIA GPU that is TensorFloat-32); ``"highest"`` asks for full float32.
+    """
     out = {}
     for n in sizes:
         a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
         b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-        mm = jax.jit(jnp.matmul)
+        mm = jax.jit(lambda a, b: jnp.matmul(a, b, precision=precision))
         t = timed(lambda mm=mm, a=a, b=b: mm(a, b), repeats)
         out[str(n)] = 2 * n**3 / t["best_s"]
-    return {"flops": max(out.values()), "by_size": out}
+    return {"flops": max(out.values()), "by_size": out, "precision": precision}
 
 
 def _cost_flops(compiled: Any) -> float:
@@ -201,11 +207,22 @@ def run_flops(cfg: inner.InnerConfig, d: inner.Data) -> dict[str, float]:
     f_step, f_eval = _cost_flops(step_c), _cost_flops(eval_c)
     fwd_macs = _forward_macs(params, shape)  # per example
     matmul = 2 * fwd_macs * (3 * cfg.batch_size * steps + n_eval)
+    return _flops_record(steps * f_step + f_eval, float(matmul), f_step, f_eval)
+
+
+def _flops_record(counted: float, matmul: float, f_step: float, f_eval: float) -> dict:
+    """``per_candidate`` is the cost analysis's count unless it is below the dense
+    and conv products alone: on a GPU XLA hands convolutions to cuDNN as custom
+    calls, which its cost analysis does not count, so there the analytic count is
+    used (``source`` says which)."""
+    use_matmul = matmul > counted
     return {
         "train_step": f_step,
         "evaluate": f_eval,
-        "per_candidate": steps * f_step + f_eval,
-        "matmul_per_candidate": float(matmul),
+        "cost_analysis_per_candidate": counted,
+        "per_candidate": matmul if use_matmul else counted,
+        "matmul_per_candidate": matmul,
+        "source": "dense/conv products" if use_matmul else "cost analysis",
     }
 
 
@@ -256,18 +273,19 @@ def bench_loop(cfg, d, n: int, repeats: int, budget_s: float) -> dict[str, Any]:
 
 
 def bench_torch_runs(
-    cfg, d, n: int, pops: Sequence[int], quick: bool
+    cfg, d, n: int, pops: Sequence[int], quick: bool, device: str = "cpu"
 ) -> tuple[list[dict], list[dict]]:
-    """(c) eager, (d) torch.compile and torch.func.vmap. Returns (results,
-    skipped) where ``skipped`` holds ``{"method", "reason"}`` for what failed."""
+    """(c) eager, (d) torch.compile and torch.func.vmap on ``device`` ("cpu" or
+    "cuda"). Returns (results, skipped) where ``skipped`` holds ``{"method",
+    "reason"}`` for what failed."""
     results, skipped = [], []
     if not bench_torch.available():
         reason = "torch is not installed (pip install -e '.[bench]')"
         for m in ("torch", "torch_compile", "torch_vmap"):
             skipped.append({"method": m, "reason": reason})
         return results, skipped
-    setup = bench_torch.setup_torch()
-    run = bench_torch.TorchRun(cfg, d, jax.random.key(0))
+    setup = bench_torch.setup_torch(device=device)
+    run = bench_torch.TorchRun(cfg, d, jax.random.key(0), device=device)
     coeffs = population(max(n, 2))
 
     def per_candidate(method, compiled, count):
@@ -351,7 +369,8 @@ def _devices_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU model, core count, platform and package versions."""
+    """CPU model, core count, JAX's backend and accelerator, platform and package
+    versions."""
     model = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:
@@ -370,6 +389,8 @@ def machine_info() -> dict[str, Any]:
             versions[mod] = None
     return {
         "cpu": model, "cores": os.cpu_count(), "platform": platform.platform(),
+        "backend": jax.default_backend(),
+        "accelerator": jax.devices()[0].device_kind,
         "jax_devices": [str(x) for x in jax.devices()],
         "xla_flags": os.environ.get("XLA_FLAGS", ""), "versions": versions,
     }
@@ -387,16 +408,32 @@ def run_benchmark(
     device_pop: int = 64,
     repeats: int = 3,
     budget_s: float = 60.0,
+    torch_device: str = "auto",
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Measure every method on every case; return the results as a dict."""
+    """Measure every method on every case; return the results as a dict.
+
+    ``torch_device`` "auto" runs the PyTorch rows on CUDA where JAX runs on a GPU
+    (`bench_torch.default_device`). On an accelerator the simulated-device scaling
+    is skipped (it simulates CPU devices) and the peak is also measured at full
+    float32 precision (``peak_highest``), next to the default precision's peak.
+    """
     out: dict[str, Any] = {"machine": machine_info(), "quick": quick, "bar": BAR}
+    on_cpu = jax.default_backend() == "cpu"
     out["load_start"] = list(os.getloadavg())
-    log(f"load {out['load_start']}; peak matmul ...")
-    sizes = (256, 512) if quick else (2048, 4096)
+    log(f"{out['machine']['accelerator']}; load {out['load_start']}; peak matmul ...")
+    sizes = (256, 512) if quick else ((2048, 4096) if on_cpu else (4096, 8192))
     out["peak"] = peak_flops(sizes, repeats=max(repeats, 3))
     peak = out["peak"]["flops"]
     log(f"peak {peak / 1e9:.1f} GFLOP/s")
+    if not on_cpu:
+        out["peak_highest"] = peak_flops(sizes, max(repeats, 3), "highest")
+        log(f"peak at full float32 {out['peak_highest']['flops'] / 1e9:.1f} GFLOP/s")
+    if torch_device == "auto" and not skip_torch and bench_torch.available():
+        torch_device = bench_torch.default_device()
+    elif torch_device == "auto":
+        torch_device = "cpu"
+    out["torch_device"] = None if skip_torch else torch_device
     out["cases"] = {}
     for case in cases:
         cfg = inner_config(case)
@@ -409,7 +446,13 @@ def run_benchmark(
         }
         out["cases"][case.name] = res
         for pop in case.pops:
-            r = bench_vmap(cfg, d, pop, repeats, budget_s)
+            try:
+                r = bench_vmap(cfg, d, pop, repeats, budget_s)
+            except Exception as err:  # e.g. out of device memory at a large pop
+                res["skipped"].append({"method": f"vmap (pop {pop})",
+                                       "reason": _short(err)})
+                log(f"{case.name} vmap pop {pop} failed: {_short(err)}")
+                continue
             res["results"].append(r)
             log(f"{case.name} vmap pop {pop}: {r['seconds']:.3f} s")
         group = inner.default_pop_chunk(cfg, d.x_train.shape[1:])
@@ -425,7 +468,9 @@ def run_benchmark(
                 res["skipped"].append({"method": m, "reason": "--skip-torch"})
         else:
             pops = [p for p in torch_vmap_pops if p <= max(case.pops)]
-            rs, sk = bench_torch_runs(cfg, d, torch_candidates, pops, quick)
+            rs, sk = bench_torch_runs(
+                cfg, d, torch_candidates, pops, quick, torch_device
+            )
             res["results"] += rs
             res["skipped"] += sk
             for r in rs:
@@ -437,7 +482,13 @@ def run_benchmark(
             r["candidates_per_s"] = r["pop"] / r["seconds"]
             r["flops_per_s"] = flops["per_candidate"] * r["candidates_per_s"]
             r["peak_fraction"] = r["flops_per_s"] / peak
-    if devices:
+    if devices and not on_cpu:
+        log("device scaling skipped: it simulates CPU devices")
+        out["devices_skipped"] = (
+            f"simulated CPU devices say nothing on {jax.default_backend()}; "
+            f"{jax.device_count()} device(s) here"
+        )
+    elif devices:
         first = cases[0]
         log(f"device scaling ({first.name}, pop {device_pop}) ...")
         out["devices"] = {

@@ -68,11 +68,21 @@ def to_markdown(out: dict[str, Any]) -> str:
     """The results as markdown: one table per case, the device scaling, the bar."""
     m = out["machine"]
     peak = out["peak"]["flops"]
+    where = ""
+    if m.get("backend", "cpu") != "cpu":
+        where = f"JAX on {m['accelerator']} ({m['backend']}); "
+    if out.get("torch_device"):
+        where += f"PyTorch on {out['torch_device']}. "
+    highest = ""
+    if "peak_highest" in out:
+        highest = (f" (default precision; full float32 "
+                   f"{out['peak_highest']['flops'] / 1e9:.1f} GFLOP/s)")
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores; jax {m['versions']['jax']}, "
-        f"torch {m['versions'].get('torch')}. Peak float32 matmul "
-        f"{peak / 1e9:.1f} GFLOP/s. Load average {out['load_start'][0]:.2f} at the "
-        f"start, {out['load_end'][0]:.2f} at the end.",
+        f"torch {m['versions'].get('torch')}. {where}Peak float32 matmul "
+        f"{peak / 1e9:.1f} GFLOP/s{highest}. Load average "
+        f"{out['load_start'][0]:.2f} at the start, {out['load_end'][0]:.2f} at "
+        "the end.",
         "",
     ]
     for name, res in out["cases"].items():
@@ -81,7 +91,9 @@ def to_markdown(out: dict[str, Any]) -> str:
         lines += [
             f"### {name}: {c['arch']} on {res['data']}, {c['steps']} steps",
             "",
-            f"FLOPs per candidate {f['per_candidate'] / 1e9:.2f} G (cost analysis; "
+            f"FLOPs per candidate {f['per_candidate'] / 1e9:.2f} G "
+            f"({f.get('source', 'cost analysis')}; cost analysis "
+            f"{f.get('cost_analysis_per_candidate', f['per_candidate']) / 1e9:.2f} G, "
             f"dense/conv products alone {f['matmul_per_candidate'] / 1e9:.2f} G).",
             "",
             "| method | pop | s / generation | ms / candidate | candidates / s "
@@ -102,6 +114,8 @@ def to_markdown(out: dict[str, Any]) -> str:
         for s in res["skipped"]:
             lines.append(f"| {s['method']} | - | skipped: {s['reason']} |")
         lines.append("")
+    if "devices_skipped" in out:
+        lines += [f"Device scaling skipped: {out['devices_skipped']}.", ""]
     if "devices" in out:
         dv = out["devices"]
         lines += [

@@ -44,21 +44,40 @@ def available() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def setup_torch(threads: int | None = None) -> dict[str, Any]:
+def setup_torch(threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
     """Flush denormals and use every core (a fair CPU baseline); return the set-up.
 
     Without flushing, the polynomial loss's backward pass hits denormal floats and
-    eager PyTorch runs about 9x slower (docs/PERFORMANCE.md).
+    eager PyTorch runs about 9x slower (docs/PERFORMANCE.md). On a CUDA ``device``
+    float32 matrix products and convolutions may use TensorFloat-32, as XLA's
+    default precision does on the same card, so both sides run the same arithmetic.
     """
     import torch
 
     flushed = torch.set_flush_denormal(True)
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    return {
+    out = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "flush_denormal": bool(flushed),
+        "device": device,
     }
+    if device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        out["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        out["tf32"] = True
+    return out
+
+
+def default_device() -> str:
+    """``"cuda"`` where JAX runs on a GPU and torch sees one, else ``"cpu"``: the
+    PyTorch rows run on the same kind of device as the JAX rows."""
+    import torch
+
+    if jax.default_backend() == "gpu" and torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
 
 
 def check_supported(cfg: inner.InnerConfig) -> None:
@@ -160,11 +179,18 @@ class TorchRun:
     run start from the same point and see the same batches.
     """
 
-    def __init__(self, cfg: inner.InnerConfig, data: inner.Data, key: jax.Array):
+    def __init__(
+        self,
+        cfg: inner.InnerConfig,
+        data: inner.Data,
+        key: jax.Array,
+        device: str = "cpu",
+    ):
         import torch
 
         check_supported(cfg)
         self.cfg = cfg
+        self.device = torch.device(device)
         self.arch = get_arch(cfg.arch)
         n = data.x_train.shape[0]
         self.steps = cfg.num_steps(n)
@@ -173,11 +199,12 @@ class TorchRun:
         model = build_model(cfg.arch, cfg.num_classes)
         self.flax_params = model.init(k_init, data.x_train[:1])
         idx = inner.batch_indices(k_shuffle, n, cfg.batch_size, self.steps)
-        self.idx = torch.from_numpy(np.asarray(idx, np.int64))  # [steps, B]
+        idx = torch.from_numpy(np.asarray(idx, np.int64))  # [steps, B]
+        self.idx = idx.to(self.device)
         self.input_shape = tuple(data.x_train.shape[1:])
 
         def t(a, dtype):
-            return torch.from_numpy(np.array(a, dtype=dtype))
+            return torch.from_numpy(np.array(a, dtype=dtype)).to(self.device)
 
         self.x_train = t(data.x_train, np.float32)
         self.y_train = t(data.y_train, np.int64)
@@ -186,7 +213,8 @@ class TorchRun:
 
     def model(self) -> Any:
         """A fresh ``nn.Module`` holding the initial weights."""
-        return _torch_model(self.arch, self.flax_params, self.input_shape)
+        model = _torch_model(self.arch, self.flax_params, self.input_shape)
+        return model.to(self.device)
 
     def batch(self, t: int) -> tuple[Any, Any]:
         """Step ``t``'s training batch ``(x [B, ...], y [B])``."""
@@ -200,13 +228,14 @@ class TorchRun:
             val = (predict(self.x_val).argmax(-1) == self.y_val).float().mean()
             test = (predict(self.x_test).argmax(-1) == self.y_test).float().mean()
         losses = torch.stack(step_losses[-self.last :]) if step_losses else None
-        train_loss = losses.mean() if losses is not None else torch.tensor(0.0)
-        diverged = torch.as_tensor(diverged)
+        zero = torch.tensor(0.0, device=self.device)
+        train_loss = losses.mean() if losses is not None else zero
+        diverged = torch.as_tensor(diverged, device=self.device)
         return {
-            "val_acc": torch.where(diverged, 0.0, val).numpy(),
-            "test_acc": torch.where(diverged, 0.0, test).numpy(),
-            "train_loss": torch.where(diverged, torch.inf, train_loss).numpy(),
-            "diverged": diverged.numpy(),
+            "val_acc": torch.where(diverged, 0.0, val).cpu().numpy(),
+            "test_acc": torch.where(diverged, 0.0, test).cpu().numpy(),
+            "train_loss": torch.where(diverged, torch.inf, train_loss).cpu().numpy(),
+            "diverged": diverged.cpu().numpy(),
         }
 
     def train(self, coeffs: Any, compiled: bool = False) -> dict[str, Any]:
@@ -215,7 +244,7 @@ class TorchRun:
         ``torch.compile`` (the optimiser stays eager)."""
         import torch
 
-        coeffs = torch.as_tensor(np.asarray(coeffs, np.float32))
+        coeffs = torch.as_tensor(np.asarray(coeffs, np.float32), device=self.device)
         model = self.model()
         params = list(model.parameters())
         opt = torch.optim.Adam(
@@ -256,7 +285,8 @@ class TorchRun:
         import torch
         from torch.func import functional_call, grad_and_value, vmap
 
-        coeffs = torch.as_tensor(np.asarray(pop_coeffs, np.float32))  # [pop, P]
+        dev = self.device
+        coeffs = torch.as_tensor(np.asarray(pop_coeffs, np.float32), device=dev)
         pop = coeffs.shape[0]
         model = self.model()
         names = [n for n, _ in model.named_parameters()]
@@ -271,8 +301,8 @@ class TorchRun:
             return taylor_loss(c, functional_call(model, p, (x,)), y).mean()
 
         grad_fn = vmap(grad_and_value(loss_of), in_dims=(0, 0, None, None))
-        count = torch.zeros(pop)  # updates applied so far, per candidate
-        diverged = torch.zeros(pop, dtype=torch.bool)
+        count = torch.zeros(pop, device=dev)  # updates applied so far, per candidate
+        diverged = torch.zeros(pop, dtype=torch.bool, device=dev)
         step_losses = []
         for t in range(self.steps):
             x, y = self.batch(t)
@@ -282,7 +312,7 @@ class TorchRun:
             ok = ok & torch.isfinite(sq.sqrt()) & ~diverged  # [pop]
             c1 = count + 1
             if self.cfg.schedule == "constant":
-                lr = torch.full((pop,), self.cfg.lr)
+                lr = torch.full((pop,), self.cfg.lr, device=dev)
             else:  # cosine_decay_schedule at each candidate's own count
                 frac = count.clamp(max=self.steps) / self.steps
                 lr = self.cfg.lr * 0.5 * (1 + torch.cos(math.pi * frac))

@@ -276,7 +276,7 @@ def _load_fashion_mnist(*, data_dir=None, download: bool = False) -> readers.Raw
         return readers.read_fashion_mnist(directory)
     try:
         return readers.read_tfds("fashion_mnist", data_dir, download=download)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ImportError) as err:
         raise FileNotFoundError(
             "Fashion-MNIST not found. Install the Debian package "
             "(apt-get install dataset-fashion-mnist, files in "

@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="population sizes for the CNN (default 1,8)")
     p.add_argument("--cases", default="mlp,cnn", help="mlp, cnn or both")
     p.add_argument("--skip-torch", action="store_true", help="no PyTorch rows")
+    p.add_argument("--torch-device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where the PyTorch rows run (auto: CUDA when JAX is on a GPU)")
     p.add_argument("--loop-candidates", type=int, default=None,
                    help="candidates timed in the Python loop (default 8)")
     p.add_argument("--torch-candidates", type=int, default=2,
@@ -78,6 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
         devices=devices,
         device_pop=args.device_pop or (2 if q else 64),
         repeats=1 if q else args.repeats,
+        torch_device=args.torch_device,
         log=lambda s: print(f"[{time.perf_counter() - t0:6.1f} s] {s}", flush=True),
     )
     out["command"] = "python -m experiments.benchmark " + shlex.join(

@@ -212,3 +212,71 @@ def test_one_group_ablation_times_the_ungrouped_population():
     d, _ = bench.load_case_data(case, quick=True)
     r = bench.bench_one_group(cfg, d, 4, repeats=1, budget_s=10.0)
     assert r["method"] == "vmap_one_group" and r["pop"] == 4 and r["seconds"] > 0
+
+
+def test_flops_fall_back_to_the_products_when_cost_analysis_misses_convs():
+    # On a GPU the cost analysis left cuDNN's convolutions out (9.2 G counted
+    # against 140 G of conv and dense products for the CNN): use the products.
+    gpu = bench._flops_record(9.21e9, 140.3e9, 1.0, 2.0)
+    assert gpu["per_candidate"] == 140.3e9 and gpu["source"] == "dense/conv products"
+    assert gpu["cost_analysis_per_candidate"] == 9.21e9
+    cpu = bench._flops_record(12.17e9, 12.0e9, 1.0, 2.0)
+    assert cpu["per_candidate"] == 12.17e9 and cpu["source"] == "cost analysis"
+
+
+def test_markdown_names_the_accelerator_and_the_skipped_scaling():
+    row = {"method": "vmap", "pop": 64, "seconds": 0.033, "per_candidate_s": 5e-4,
+           "candidates_per_s": 1916.7, "flops_per_s": 2.3e13, "peak_fraction": 0.06,
+           "load": [0.9, 2.2]}
+    flops = bench._flops_record(12.17e9, 12.25e9, 1.0, 2.0)
+    out = {
+        "machine": {"cpu": "Xeon", "cores": 16, "backend": "gpu",
+                    "accelerator": "NVIDIA H200", "versions": {"jax": "0.11.2",
+                                                               "torch": "2.11.0"}},
+        "peak": {"flops": 3.6e14}, "peak_highest": {"flops": 4.9e13},
+        "torch_device": "cuda", "load_start": [0.3], "load_end": [3.6],
+        "devices_skipped": "simulated CPU devices say nothing on gpu; 1 device(s)",
+        "cases": {"mlp": {"case": {"arch": "mlp", "steps": 200}, "data": "mnist1d",
+                          "flops": flops, "results": [row],
+                          "skipped": [{"method": "vmap (pop 4096)",
+                                       "reason": "XlaRuntimeError: out of memory"}]}},
+    }
+    out["bar_check"] = bench_report.check_bar(out)
+    md = bench_report.to_markdown(out)
+    assert "JAX on NVIDIA H200 (gpu); PyTorch on cuda." in md
+    assert "full float32 49000.0 GFLOP/s" in md
+    assert "Device scaling skipped" in md
+    assert "| vmap (pop 4096) | - | skipped: XlaRuntimeError: out of memory |" in md
+    assert "dense/conv products" in md
+
+
+def test_a_population_that_fails_is_reported_and_the_rest_still_runs(monkeypatch):
+    real = bench.bench_vmap
+
+    def flaky(cfg, d, pop, repeats, budget_s, one_group=False):
+        if pop == 3:
+            raise RuntimeError("RESOURCE_EXHAUSTED: out of memory")
+        return real(cfg, d, pop, repeats, budget_s, one_group)
+
+    monkeypatch.setattr(bench, "bench_vmap", flaky)
+    case = bench.Case("mlp", "mlp", "mnist1d", 2, (2, 3))
+    out = bench.run_benchmark([case], quick=True, skip_torch=True, loop_candidates=1,
+                              devices=(), repeats=1, log=lambda s: None)
+    res = out["cases"]["mlp"]
+    assert [r["pop"] for r in res["results"] if r["method"] == "vmap"] == [2]
+    reason = "RuntimeError: RESOURCE_EXHAUSTED: out of memory"
+    assert {"method": "vmap (pop 3)", "reason": reason} in res["skipped"]
+    assert out["torch_device"] is None and out["machine"]["backend"] == "cpu"
+
+
+@pytest.mark.skipif(not bench_torch.available(), reason="torch not installed")
+def test_torch_run_takes_a_device(mnist1d):
+    cfg = inner.InnerConfig(arch="mlp", num_classes=10, loss="taylor", steps=3)
+    setup = bench_torch.setup_torch(device="cpu")
+    assert setup["device"] == "cpu" and "tf32" not in setup
+    assert bench_torch.default_device() == "cpu"  # JAX runs on the CPU here
+    run = bench_torch.TorchRun(cfg, mnist1d, jax.random.key(0), device="cpu")
+    assert run.x_train.device.type == "cpu" and run.idx.device.type == "cpu"
+    assert next(run.model().parameters()).device.type == "cpu"
+    m = run.train(COEFFS)
+    assert m["val_acc"].shape == () and not bool(m["diverged"])

@@ -240,6 +240,19 @@ def test_fashion_mnist_missing_says_how_to_get_it(tmp_path, monkeypatch, no_netw
         data.load("fashion_mnist", data_dir=tmp_path)
 
 
+def test_fashion_mnist_missing_without_tfds_says_how_to_get_it(tmp_path, monkeypatch):
+    # Seen on the GPU machine, which has no tensorflow_datasets: the fallback's
+    # ImportError must still end in the message that says where the files go.
+    monkeypatch.setattr(readers, "SYSTEM_FASHION_MNIST_DIR", str(tmp_path / "none"))
+
+    def no_tfds(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'tensorflow_datasets'")
+
+    monkeypatch.setattr(readers, "read_tfds", no_tfds)
+    with pytest.raises(FileNotFoundError, match="ARL_DATA_DIR.*tensorflow_datasets"):
+        data.load("fashion_mnist", data_dir=tmp_path)
+
+
 def test_read_idx_round_trip(tmp_path):
     import gzip
 
