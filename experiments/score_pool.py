@@ -13,14 +13,22 @@ applies: `--datasets`, `--train-size`, `--steps`, ...), and reports each loss's
 fitness, the search's objective. If the pool ranks losses unlike the held-out data
 does, more search on that pool cannot close the gap.
 
+    python -m experiments.score_pool --elites runs/search_g --draws 8 --out runs/pool_g
+
+``--elites RUN`` adds every generation's elite and the final CMA-ES mean of a
+finished search (its metrics.jsonl): the candidates its final selection chose from,
+so one can see whether the pool can tell them apart at all.
+
 Writes into `--out`: scores.json (every task's clean-validation accuracy per loss)
-and scores.md (a table by dataset and noise, with the mean: the fitness).
+and scores.md (a table by dataset and noise, with the mean: the fitness, and each
+loss's difference from the first one, paired by task, with its standard error).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import shlex
@@ -56,11 +64,32 @@ def family_members(family: str, order: int) -> dict[str, np.ndarray]:
     return out
 
 
+def run_elites(run: str) -> dict[str, np.ndarray]:
+    """Every generation's elite (``elite gN``) and the final CMA-ES mean
+    (``es_mean``) of the finished search in folder `run`, from its metrics.jsonl."""
+    path = os.path.join(run, "metrics.jsonl")
+    if not os.path.exists(path):
+        raise ValueError(f"--elites {run}: no metrics.jsonl; is it a search's folder?")
+    with open(path) as f:
+        history = [json.loads(line) for line in f if line.strip()]
+    if not history:
+        raise ValueError(f"--elites {run}: metrics.jsonl is empty")
+    out = {
+        f"elite g{r['generation']}": np.asarray(r["best_coeffs"], np.float32)
+        for r in history
+    }
+    out["es_mean"] = np.asarray(history[-1]["es_mean"], np.float32)
+    return out
+
+
 def candidates(
-    cfg: search.SearchConfig, names: list[str], loss_files: list[str]
+    cfg: search.SearchConfig,
+    names: list[str],
+    loss_files: list[str],
+    elites: str = "",
 ) -> dict[str, np.ndarray]:
     """Coefficients of the losses to score, all of `cfg.family` and order, in the
-    order given (`names`, then `loss_files`)."""
+    order given (`names`, then `loss_files`, then the `elites` of a run folder)."""
     members = family_members(cfg.family, cfg.order)
     n = losses.family_num_params(cfg.family, cfg.order)
     out: dict[str, np.ndarray] = {}
@@ -90,6 +119,10 @@ def candidates(
         add(
             compare.arl_spec(compare.loss_file_label(path), path), f"--loss-file {path}"
         )
+    if elites:
+        for name, coeffs in run_elites(elites).items():
+            add(compare.LossSpec(name, cfg.family, tuple(coeffs.tolist())),
+                f"--elites {elites} ({name})")
     if not out:
         raise ValueError("nothing to score: give --losses or --loss-file")
     return out
@@ -138,7 +171,17 @@ def summarise(rows: list[dict], names: list[str]) -> dict:
         "by_task": table,
         "mean": mean,
         "ranking": sorted(names, key=lambda n: -mean[n]),
+        "paired_reference": names[0],
+        "paired": {n: paired(rows, n, names[0]) for n in names},
     }
+
+
+def paired(rows: list[dict], name: str, ref: str) -> dict[str, float]:
+    """Mean over tasks of ``name``'s accuracy minus ``ref``'s on the same task, and
+    its standard error (NaN with fewer than two tasks)."""
+    d = np.array([r["val_acc"][name] - r["val_acc"][ref] for r in rows], np.float64)
+    se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return {"diff": float(d.mean()), "se": se}
 
 
 def to_markdown(summary: dict, names: list[str], n_rows: int) -> str:
@@ -160,6 +203,16 @@ def to_markdown(summary: dict, names: list[str], n_rows: int) -> str:
     ]
     out += [line(g, v) for g, v in summary["by_task"].items()]
     out.append(line("**mean (= -fitness)**", summary["mean"]))
+    if "paired" in summary:
+        ref = summary["paired_reference"]
+        cells = [
+            "-" if n == ref else
+            f"{100 * summary['paired'][n]['diff']:+.2f} ± "
+            f"{100 * summary['paired'][n]['se']:.2f}"
+            for n in names
+        ]
+        out.append(f"| **vs {ref}, paired by task (± s.e.)** | " + " | ".join(cells)
+                   + " |")
     return "\n".join(out) + "\n"
 
 
@@ -179,6 +232,12 @@ def main(argv: list[str] | None = None) -> dict:
         help="best_loss.json files of searches to score as well",
     )
     parser.add_argument(
+        "--elites",
+        default="",
+        help="a finished search's folder: score its generation elites and final "
+        "CMA-ES mean as well",
+    )
+    parser.add_argument(
         "--draws",
         type=int,
         default=3,
@@ -190,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict:
         cfg.validate()
         if args.draws < 1:
             raise ValueError(f"--draws must be >= 1, got {args.draws}")
-        cands = candidates(cfg, args.losses, args.loss_file)
+        cands = candidates(cfg, args.losses, args.loss_file, args.elites)
     except ValueError as err:
         parser.error(str(err))
     names = list(cands)

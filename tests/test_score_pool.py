@@ -59,9 +59,52 @@ def test_score_pool_writes_scores(tmp_path, capsys):
     (["--family", "taylor", "--losses", "arl"], "the shipped loss is taylor_nce"),
     (["--draws", "0"], "--draws must be >= 1"),
     (["--losses", "mae", "--loss-file", "nope.json"], "nope.json: not found"),
+    (["--losses", "mae", "--elites", "no-such-run"], "no metrics.jsonl"),
 ])  # fmt: skip
 def test_bad_flags_exit_with_a_message(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         score_pool.main([*argv, "--out", str(tmp_path / "x")])
     text = capsys.readouterr().err + str(err.value)
     assert message in text
+
+
+def fake_run(folder, coeffs_by_gen, es_mean):
+    folder.mkdir()
+    lines = [json.dumps({"generation": g, "best_coeffs": c, "es_mean": es_mean})
+             for g, c in enumerate(coeffs_by_gen)]
+    (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_paired_difference_and_its_standard_error():
+    rows = [{"val_acc": {"a": a, "b": b}} for a, b in [(0.5, 0.4), (0.7, 0.4),
+                                                       (0.6, 0.6)]]
+    got = score_pool.paired(rows, "a", "b")
+    d = np.array([0.1, 0.3, 0.0])
+    assert got["diff"] == pytest.approx(d.mean())
+    assert got["se"] == pytest.approx(d.std(ddof=1) / np.sqrt(3))
+    assert score_pool.paired(rows, "b", "b") == {"diff": 0.0, "se": 0.0}
+    assert np.isnan(score_pool.paired(rows[:1], "a", "b")["se"])
+
+
+@pytest.mark.slow
+def test_elites_of_a_run_are_scored_and_paired(tmp_path):
+    start = losses.family_init("taylor_nce", 4).tolist()
+    run = fake_run(tmp_path / "run", [start, [1.0, 1.0, -2.0, 0, 0, 0]],
+                   [0.5, 1.0, -1.0, 0, 0, 0])
+    out = tmp_path / "pool"
+    res = score_pool.main([*TINY, "--losses", "nce_mae", "--elites", str(run),
+                           "--out", str(out)])
+    assert list(res["mean"]) == ["nce_mae", "elite g0", "elite g1", "es_mean"]
+    assert res["coeffs"]["elite g1"] == [1.0, 1.0, -2.0, 0, 0, 0]
+    assert res["paired_reference"] == "nce_mae"
+    for name in res["mean"]:
+        want = np.mean([r["val_acc"][name] - r["val_acc"]["nce_mae"]
+                        for r in res["rows"]])
+        assert res["paired"][name]["diff"] == pytest.approx(want)
+    md = (out / "scores.md").read_text()
+    assert "| **vs nce_mae, paired by task (± s.e.)** | - |" in md
+    # A run of another family is refused with the flag named.
+    with pytest.raises(SystemExit):
+        score_pool.main([*TINY, "--family", "taylor", "--losses", "ce_taylor",
+                         "--elites", str(run), "--out", str(tmp_path / "x")])
