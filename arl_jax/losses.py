@@ -51,7 +51,8 @@ __all__ = [
     "bootstrap_soft", "cross_entropy", "family_init", "family_num_params", "gce",
     "get_loss", "label_smoothing", "load_pretrained", "loss_hyperparams", "mae",
     "nce", "nce_mae", "nce_rce", "nfl", "poly1", "rce", "sce", "taylor_ce",
-    "taylor_loss", "taylor_nce_loss", "taylorglo_loss", "validate_loss_inputs",
+    "taylor_ce_nce_loss", "taylor_loss", "taylor_nce_loss", "taylorglo_loss",
+    "validate_loss_inputs",
 ]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -119,6 +120,31 @@ def taylor_nce_loss(
     return params[0] * _nce(log_p, log_py) + _polynomial(params[1:], jnp.exp(log_py))
 
 
+def taylor_ce_nce_loss(
+    params: jax.Array, logits: jax.Array, labels: jax.Array
+) -> jax.Array:
+    """`taylor_nce_loss` plus a searched weight of cross-entropy.
+
+    ``loss = a NCE + b CE + sum_{k=1..K} theta_k (p_y - c)^k`` with ``params = [a, b,
+    c, theta_1, ..., theta_K]``. The CE term is the one active loss the polynomial
+    cannot follow near ``p_y = 0``. The family contains `taylor_nce_loss` (``b =
+    0``), so ARL's Taylor family and NCE+MAE, and SCE (``a = 0, b = 0.1, c = 1,
+    theta_1 = log 1e-4``, the published weights 0.1 and 1 of CE and RCE).
+
+    Args:
+      params: ``[K + 3]`` float, ``[a, b, c, theta_1, ..., theta_K]``.
+      logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
+
+    Returns:
+      ``[...]`` float32 per-example losses.
+    """
+    _check_params(params, "params", 4, None)
+    log_p, log_py = _log_probs(logits, labels)
+    params = jnp.asarray(params, jnp.float32)
+    poly = _polynomial(params[2:], jnp.exp(log_py))
+    return params[0] * _nce(log_p, log_py) - params[1] * log_py + poly
+
+
 def taylorglo_loss(
     params: jax.Array, logits: jax.Array, labels: jax.Array
 ) -> jax.Array:
@@ -158,12 +184,13 @@ FAMILIES: dict[str, Callable[..., jax.Array]] = {
     "taylor": taylor_loss,
     "taylorglo": taylorglo_loss,
     "taylor_nce": taylor_nce_loss,
+    "taylor_ce_nce": taylor_ce_nce_loss,
 }
 
 
 def family_num_params(family: str, order: int) -> int:
     """Length of a parameter vector: ``order + 1`` for "taylor", ``order + 2`` for
-    "taylor_nce", 8 for "taylorglo".
+    "taylor_nce", ``order + 3`` for "taylor_ce_nce", 8 for "taylorglo".
 
     Args:
       family: a key of `FAMILIES`.
@@ -173,10 +200,11 @@ def family_num_params(family: str, order: int) -> int:
     Returns:
       The number of parameters P.
     """
-    if family in ("taylor", "taylor_nce"):
+    extra = {"taylor": 1, "taylor_nce": 2, "taylor_ce_nce": 3}
+    if family in extra:
         if int(order) != order or order < 1:
             raise ValueError(f"{family} order must be an integer >= 1; got {order}")
-        return int(order) + (1 if family == "taylor" else 2)
+        return int(order) + extra[family]
     if family == "taylorglo":
         return 8
     raise ValueError(f"unknown family {family!r}; valid families: {sorted(FAMILIES)}")
@@ -192,7 +220,7 @@ def family_init(family: str, order: int) -> np.ndarray:
     cross-entropy, divided by C by the family's mean over classes; the other classes
     contribute nothing (their ``v = 0`` and ``t_1 = t_2 = t_3 = 0``).
     "taylor_nce": NCE weight ``a = 0`` and the "taylor" start, so the search starts
-    from the same cross-entropy-like loss.
+    from the same cross-entropy-like loss; "taylor_ce_nce": also ``b = 0``.
 
     Args:
       family: a key of `FAMILIES`.
@@ -207,6 +235,10 @@ def family_init(family: str, order: int) -> np.ndarray:
         return np.concatenate([[1.0], (-1.0) ** k / k]).astype(np.float32)
     if family == "taylor_nce":
         return np.concatenate([[0.0], family_init("taylor", order)]).astype(np.float32)
+    if family == "taylor_ce_nce":
+        return np.concatenate([[0.0, 0.0], family_init("taylor", order)]).astype(
+            np.float32
+        )
     return np.array([0, 1, 0, 0, 0, 1, -1, 0], np.float32)
 
 

@@ -34,7 +34,8 @@ class SearchConfig:
     pop: int = _field(32, "CMA-ES population size (>= 4)")
     generations: int = _field(20, "number of CMA-ES generations")
     family: str = _field(
-        "taylor_nce", "loss family searched: taylor | taylor_nce | taylorglo"
+        "taylor_nce",
+        "loss family searched: taylor | taylor_nce | taylor_ce_nce | taylorglo",
     )
     order: int = _field(4, "polynomial order K of the taylor families (>= 1)")
     sigma: float = _field(0.5, "initial CMA-ES step size")

@@ -48,9 +48,11 @@ DRAW_OFFSET = 10**5
 def family_members(family: str, order: int) -> dict[str, np.ndarray]:
     """Named losses that are exact members of `family`: the search's start
     ("ce_taylor", the Taylor expansion of CE, not CE itself) and, for "taylor_nce",
-    MAE, NCE+MAE and NCE+RCE at their published defaults."""
+    MAE, NCE+MAE and NCE+RCE at their published defaults; "taylor_ce_nce" adds CE
+    itself and SCE (CE and RCE weighted 0.1 and 1)."""
     n = losses.family_num_params(family, order)
     out = {"ce_taylor": losses.family_init(family, order)}
+    rce = math.log(baselines.RCE_CLAMP)  # RCE = -log(1e-4) (1 - p_y)
     if family == "taylor_nce":
 
         def member(a: float, theta1: float) -> np.ndarray:
@@ -60,7 +62,19 @@ def family_members(family: str, order: int) -> dict[str, np.ndarray]:
 
         out["mae"] = member(0.0, -1.0)
         out["nce_mae"] = member(1.0, -1.0)
-        out["nce_rce"] = member(1.0, math.log(baselines.RCE_CLAMP))
+        out["nce_rce"] = member(1.0, rce)
+    if family == "taylor_ce_nce":
+
+        def member(a: float, b: float, theta1: float) -> np.ndarray:
+            v = np.zeros(n, np.float32)
+            v[:4] = (a, b, 1.0, theta1)  # a NCE + b CE + theta1 (p_y - 1)
+            return v
+
+        out["mae"] = member(0.0, 0.0, -1.0)
+        out["nce_mae"] = member(1.0, 0.0, -1.0)
+        out["nce_rce"] = member(1.0, 0.0, rce)
+        out["cross_entropy"] = member(0.0, 1.0, 0.0)
+        out["sce"] = member(0.0, 0.1, rce)
     return out
 
 

@@ -206,6 +206,30 @@ def test_taylor_nce_matches_numpy_and_contains_taylor_and_nce_mae():
         losses.arl_loss(logits, labels, coeffs=params, family="nope")
 
 
+def test_taylor_ce_nce_matches_numpy_and_contains_taylor_nce_and_sce():
+    logits, labels = _points()
+    _, log_p, oh, py = _np_probs(logits, labels)
+    params = np.array([0.8, 0.3, 0.4, -1.5, 0.7, 2.0, -0.3], np.float32)
+    nce = (oh * log_p).sum(-1) / log_p.sum(-1)
+    ce = -(oh * log_p).sum(-1)
+    np.testing.assert_allclose(
+        losses.taylor_ce_nce_loss(params, logits, labels),
+        0.8 * nce + 0.3 * ce + np_taylor(params[2:], py), rtol=1e-5, atol=1e-6)
+    # b = 0 is the taylor_nce family; a = 0, b = 0.1, c = 1, theta_1 = log 1e-4 is SCE.
+    np.testing.assert_allclose(
+        losses.taylor_ce_nce_loss(np.r_[0.8, 0.0, params[2:]], logits, labels),
+        losses.taylor_nce_loss(np.r_[0.8, params[2:]], logits, labels), atol=1e-6)
+    sce = np.array([0.0, 0.1, 1.0, np.log(losses.RCE_CLAMP)], np.float32)
+    np.testing.assert_allclose(losses.taylor_ce_nce_loss(sce, logits, labels),
+                               losses.sce(logits, labels), rtol=1e-5, atol=1e-5)
+    assert losses.family_num_params("taylor_ce_nce", 4) == 7
+    init = losses.family_init("taylor_ce_nce", 4)
+    np.testing.assert_array_equal(init[2:], losses.family_init("taylor", 4))
+    assert init[0] == init[1] == 0.0
+    with pytest.raises(ValueError, match="at least 4"):
+        losses.taylor_ce_nce_loss(np.ones(3), logits, labels)
+
+
 def test_taylor_series_approaches_cross_entropy():
     p_y = np.linspace(0.3, 0.999, 50)
     logits, labels = _logits_for(p_y), np.zeros(50, np.int32)

@@ -10,12 +10,17 @@ from arl_jax import losses
 from experiments import score_pool
 
 
-@pytest.mark.parametrize("name", ["mae", "nce_mae", "nce_rce"])
-def test_family_members_are_the_baselines_they_name(name):
-    coeffs = score_pool.family_members("taylor_nce", 4)[name]
+@pytest.mark.parametrize("family, name", [
+    ("taylor_nce", "mae"), ("taylor_nce", "nce_mae"), ("taylor_nce", "nce_rce"),
+    ("taylor_ce_nce", "mae"), ("taylor_ce_nce", "nce_mae"),
+    ("taylor_ce_nce", "nce_rce"), ("taylor_ce_nce", "cross_entropy"),
+    ("taylor_ce_nce", "sce"),
+])  # fmt: skip
+def test_family_members_are_the_baselines_they_name(family, name):
+    coeffs = score_pool.family_members(family, 4)[name]
     logits = 3.0 * jax.random.normal(jax.random.key(0), (64, 10))
     labels = jax.random.randint(jax.random.key(1), (64,), 0, 10)
-    got = losses.arl_loss(logits, labels, coeffs=coeffs, family="taylor_nce")
+    got = losses.arl_loss(logits, labels, coeffs=coeffs, family=family)
     want = losses.LOSSES[name](logits, labels)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
