@@ -8,14 +8,7 @@
 # gpu.txt, {mlp,cnn}/results.{json,md} and {mlp,cnn}.log under $OUT.
 set -uo pipefail
 OUT=${OUT:-runs/bench_gpu}
-mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-    --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-fi
-export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=3
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm \
-  --format=csv | tee "$OUT/gpu.txt"
+source experiments/gpu_env.sh
 python3 -c 'import jax, flax, optax, torch; print("jax", jax.__version__, jax.devices(),
 "flax", flax.__version__, "optax", optax.__version__, "torch", torch.__version__,
 torch.cuda.is_available())' | tee -a "$OUT/gpu.txt"

@@ -8,14 +8,7 @@
 # finish, so a run stopped by MT_TIMEOUT keeps what it did.
 set -uo pipefail
 OUT=${OUT:-runs/mt_gpu}
-mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-    --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-fi
-export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=3 ARL_DATA_DIR=${ARL_DATA_DIR:-.fmnist}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
-  | tee "$OUT/gpu.txt"
+source experiments/gpu_env.sh
 start=$(date +%s)
 timeout "${MT_TIMEOUT:-420}" python3 -m experiments.meta_test --dataset fashion_mnist \
   --noise symmetric:0.2,0.4,0.6,0.8 asymmetric:0.2,0.4 --archs "${MT_ARCHS:-lenet,mlp}" \

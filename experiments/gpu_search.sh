@@ -10,14 +10,7 @@
 # /tmp/demo_gpu and its small files are copied to $OUT.
 set -uo pipefail
 OUT=${OUT:-runs/demo_gpu}
-mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" >/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-    --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
-fi
-export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=3 ARL_DATA_DIR=${ARL_DATA_DIR:-.fmnist}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
-  | tee "$OUT/gpu.txt"
+source experiments/gpu_env.sh
 start=$(date +%s)
 timeout "${SEARCH_TIMEOUT:-330}" python3 -m experiments.meta_search --seed 2 \
   --out /tmp/demo_gpu ${SEARCH_ARGS:-} 2>&1 | tr '\r' '\n' | grep -v '^ *$' \
