@@ -429,11 +429,12 @@ def run_benchmark(
     if not on_cpu:
         out["peak_highest"] = peak_flops(sizes, max(repeats, 3), "highest")
         log(f"peak at full float32 {out['peak_highest']['flops'] / 1e9:.1f} GFLOP/s")
-    if torch_device == "auto" and not skip_torch and bench_torch.available():
-        torch_device = bench_torch.default_device()
+    if skip_torch:
+        torch_device = None
     elif torch_device == "auto":
-        torch_device = "cpu"
-    out["torch_device"] = None if skip_torch else torch_device
+        available = bench_torch.available()
+        torch_device = bench_torch.default_device() if available else "cpu"
+    out["torch_device"] = torch_device
     out["cases"] = {}
     for case in cases:
         cfg = inner_config(case)

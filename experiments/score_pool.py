@@ -50,31 +50,21 @@ def family_members(family: str, order: int) -> dict[str, np.ndarray]:
     ("ce_taylor", the Taylor expansion of CE, not CE itself) and, for "taylor_nce",
     MAE, NCE+MAE and NCE+RCE at their published defaults; "taylor_ce_nce" adds CE
     itself and SCE (CE and RCE weighted 0.1 and 1)."""
-    n = losses.family_num_params(family, order)
     out = {"ce_taylor": losses.family_init(family, order)}
+    if family not in ("taylor_nce", "taylor_ce_nce"):
+        return out
     rce = math.log(baselines.RCE_CLAMP)  # RCE = -log(1e-4) (1 - p_y)
-    if family == "taylor_nce":
-
-        def member(a: float, theta1: float) -> np.ndarray:
-            v = np.zeros(n, np.float32)
-            v[:3] = (a, 1.0, theta1)  # a NCE + theta1 (p_y - 1)
-            return v
-
-        out["mae"] = member(0.0, -1.0)
-        out["nce_mae"] = member(1.0, -1.0)
-        out["nce_rce"] = member(1.0, rce)
+    # (a, b, theta_1) of a NCE + b CE + theta_1 (p_y - 1); taylor_nce has no b.
+    named = {"mae": (0.0, 0.0, -1.0), "nce_mae": (1.0, 0.0, -1.0),
+             "nce_rce": (1.0, 0.0, rce)}
     if family == "taylor_ce_nce":
-
-        def member(a: float, b: float, theta1: float) -> np.ndarray:
-            v = np.zeros(n, np.float32)
-            v[:4] = (a, b, 1.0, theta1)  # a NCE + b CE + theta1 (p_y - 1)
-            return v
-
-        out["mae"] = member(0.0, 0.0, -1.0)
-        out["nce_mae"] = member(1.0, 0.0, -1.0)
-        out["nce_rce"] = member(1.0, 0.0, rce)
-        out["cross_entropy"] = member(0.0, 1.0, 0.0)
-        out["sce"] = member(0.0, 0.1, rce)
+        named.update(cross_entropy=(0.0, 1.0, 0.0), sce=(0.0, 0.1, rce))
+    n = losses.family_num_params(family, order)
+    for name, (a, b, theta1) in named.items():
+        head = (a, b, 1.0, theta1) if family == "taylor_ce_nce" else (a, 1.0, theta1)
+        v = np.zeros(n, np.float32)
+        v[: len(head)] = head
+        out[name] = v
     return out
 
 
