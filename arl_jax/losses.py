@@ -16,6 +16,7 @@ import functools
 import importlib.resources
 import inspect
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +51,8 @@ __all__ = [
     "FAMILIES", "LOSSES", "RCE_CLAMP", "LossFn", "arl_loss", "bootstrap_hard",
     "bootstrap_soft", "cross_entropy", "family_init", "family_num_params", "gce",
     "get_loss", "label_smoothing", "load_pretrained", "loss_hyperparams", "mae",
-    "nce", "nce_mae", "nce_rce", "nfl", "poly1", "rce", "sce", "taylor_ce",
+    "nce", "nce_mae", "nce_rce", "nfl", "normalise_coeffs", "poly1", "rce", "sce",
+    "taylor_ce",
     "taylor_ce_nce_loss", "taylor_loss", "taylor_nce_loss", "taylorglo_loss",
     "validate_loss_inputs",
 ]
@@ -240,6 +242,73 @@ def family_init(family: str, order: int) -> np.ndarray:
             np.float32
         )
     return np.array([0, 1, 0, 0, 0, 1, -1, 0], np.float32)
+
+
+# Where each polynomial family's ``c`` sits in its parameter vector; the weights
+# before it (NCE, CE) and the thetas after it are linear in the loss.
+_POLY_CENTRE = {"taylor": 0, "taylor_nce": 1, "taylor_ce_nce": 2}
+
+
+def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, float]:
+    """The same loss, re-centred at ``p_y = 1`` and put on cross-entropy's scale.
+
+    A search returns a polynomial centred wherever CMA-ES left ``c`` (search K's is
+    at ``c = 14.2``, so its values are ~13,000 over ``p_y`` in [0, 1]) and at an
+    arbitrary overall scale, since fitness cannot see either: a constant changes no
+    gradient, and Adam divides the gradient's scale out. For a drop-in loss both are
+    rewritten: the polynomial is expanded around ``c = 1`` exactly (binomial
+    theorem, float64; only the constant term, which no gradient sees, is dropped) and
+    every linear weight (NCE, CE, thetas) is divided by ``s / ln C``, where ``s`` is
+    the drop of the loss from a uniform prediction (``p = 1/C`` for every class) to
+    a perfect one (``p_y = 1``): afterwards the loss falls by ``ln C`` between the
+    two, as cross-entropy does, so SGD learning rates tuned for CE are the right
+    order of magnitude. The gradient field is unchanged up to the positive factor
+    ``ln C / s``; under Adam training is unchanged up to float rounding.
+
+    Args:
+      family: "taylor", "taylor_nce" or "taylor_ce_nce".
+      coeffs: the family's parameter vector.
+      num_classes: ``C`` of the reference predictions (the meta-train tasks' 10).
+
+    Returns:
+      ``(normalised coeffs as a list of floats, the factor s / ln C divided out)``.
+
+    Raises:
+      ValueError: for another family, or if the loss does not fall from a uniform
+        to a perfect prediction (``s <= 0``: not a loss to ship).
+    """
+    if family not in _POLY_CENTRE:
+        raise ValueError(
+            f"normalise_coeffs handles {sorted(_POLY_CENTRE)}; got family {family!r}"
+        )
+    if int(num_classes) != num_classes or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2; got {num_classes}")
+    params = np.asarray(coeffs, np.float64)
+    i = _POLY_CENTRE[family]
+    family_num_params(family, len(params) - i - 1)  # checks the length (order >= 1)
+    weights, c, theta = params[:i], params[i], params[i + 1:]
+    order, shift = len(theta), 1.0 - c  # p - c = (p - 1) + shift
+    recentred = np.array([
+        sum(theta[k - 1] * math.comb(k, j) * shift ** (k - j)
+            for k in range(j, order + 1))
+        for j in range(1, order + 1)
+    ])
+    uniform = 1.0 / num_classes
+    poly_drop = float(np.sum(recentred * (uniform - 1.0) ** np.arange(1, order + 1)))
+    # NCE is 1/C at the uniform prediction and 0 at a perfect one; CE is ln C and 0.
+    active = weights[0] * uniform if i >= 1 else 0.0
+    active += weights[1] * math.log(num_classes) if i >= 2 else 0.0
+    drop = float(active) + poly_drop
+    if not np.isfinite(drop) or drop <= 0:
+        raise ValueError(
+            f"this {family} loss does not fall from a uniform to a perfect prediction "
+            f"(drop {drop:.4g}); it cannot be put on cross-entropy's scale"
+        )
+    factor = drop / math.log(num_classes)
+    out = np.concatenate([weights, [1.0], recentred])
+    out[:i] /= factor
+    out[i + 1:] /= factor
+    return [float(v) for v in out], factor
 
 
 

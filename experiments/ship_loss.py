@@ -4,6 +4,10 @@
 
 Copies `RUN_DIR/best_loss.json` (with the held-out comparison, if any) into
 `arl_jax/pretrained/arl.json`, which `arl_jax.losses.arl_loss` uses by default.
+A polynomial family's coefficients are shipped in normal form
+(`arl_jax.losses.normalise_coeffs`: centred at p_y = 1, on cross-entropy's scale);
+the search's own are kept as `search_coeffs`, with the factor divided out as
+`scale`.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import argparse
 import json
 import os
 
-from arl_jax import cli
+from arl_jax import cli, losses
 
 PRETRAINED = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -36,6 +40,15 @@ def ship(run_dir: str, dest: str = PRETRAINED) -> dict:
     if os.path.exists(held_path):
         with open(held_path) as fh:
             best["heldout"] = json.load(fh)
+    if best["family"] in ("taylor", "taylor_nce", "taylor_ce_nce"):
+        coeffs, scale = losses.normalise_coeffs(best["family"], best["coeffs"])
+        best["search_coeffs"], best["scale"] = best["coeffs"], scale
+        best["coeffs"] = coeffs
+        best["normal_form"] = (
+            "coeffs = the search's, polynomial re-centred at p_y = 1 and every weight "
+            "divided by scale, so the loss falls by ln 10 from a uniform to a perfect "
+            "prediction over 10 classes (arl_jax.losses.normalise_coeffs)"
+        )
     best["provisional"] = False
     best["run_dir"] = os.path.normpath(run_dir)
     cli.atomic_write_json(dest, best)

@@ -379,6 +379,65 @@ def test_shipped_arl_is_bounded_and_decreasing():
     assert rise_over_span(ce) > 1.0
 
 
+SEARCH_K = [2.4837, 3.6713, 14.2350, -5.6797, -1.7370, -10.2054, -0.3614]  # c = 14.2
+
+
+@pytest.mark.parametrize(("family", "coeffs"), [
+    ("taylor_ce_nce", SEARCH_K),
+    ("taylor_nce", [6.7377, 0.0601, -10.0108, 0.4395, 1.3833, -2.4688]),
+    ("taylor", [0.3, -2.0, 1.5, -0.7]),
+])
+def test_normalise_coeffs_keeps_the_gradients_up_to_a_positive_factor(family, coeffs):
+    normal, scale = losses.normalise_coeffs(family, coeffs)
+    fn = losses.FAMILIES[family]
+    logits, labels = _points()
+
+    def grad(params):
+        g = jax.grad(lambda z: fn(jnp.asarray(params), z, labels).sum())(logits)
+        return np.asarray(g, np.float64)
+
+    g_raw, g_normal = grad(coeffs), grad(normal)
+    assert scale > 0 and np.isfinite(g_normal).all()
+    np.testing.assert_allclose(g_raw / scale, g_normal, rtol=2e-3, atol=1e-6)
+    # Centred at p_y = 1, and it falls by ln C from uniform to perfect, like CE.
+    assert normal[{"taylor": 0, "taylor_nce": 1, "taylor_ce_nce": 2}[family]] == 1.0
+    uniform, perfect = np.zeros((1, C), np.float32), np.full((1, C), -60.0, np.float32)
+    perfect[0, 0] = 60.0
+    drop = fn(jnp.asarray(normal), uniform, np.zeros(1, np.int32)) - fn(
+        jnp.asarray(normal), perfect, np.zeros(1, np.int32))
+    np.testing.assert_allclose(drop, np.log(C), rtol=1e-4)
+    # The normal form is a fixed point.
+    again, one = losses.normalise_coeffs(family, normal)
+    np.testing.assert_allclose(again, normal, rtol=1e-9, atol=1e-12)
+    assert one == pytest.approx(1.0)
+
+
+def test_normalise_coeffs_turns_search_k_into_a_readable_loss():
+    # Search K's raw polynomial is ~13,000 over [0, 1]; in normal form it is about
+    # 1.26 MAE with tiny CE and NCE weights, and its values are CE-sized.
+    (a, b, c, t1, *_), scale = losses.normalise_coeffs("taylor_ce_nce", SEARCH_K)
+    assert c == 1.0 and 700 < scale < 900
+    assert 0 < a < 0.01 and 0 < b < 0.01 and -3 < t1 < -2
+    p_y = np.linspace(0.01, 0.99, 50)
+    normal, _ = losses.normalise_coeffs("taylor_ce_nce", SEARCH_K)
+    labels = np.zeros(50, np.int32)
+    curve = np.asarray(
+        losses.taylor_ce_nce_loss(jnp.asarray(normal), _logits_for(p_y), labels)
+    )
+    assert np.abs(curve).max() < 5.0 and (np.diff(curve) < 0).all()
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (("taylorglo", np.zeros(8)), "handles"),
+    (("taylor", [1.0, 2.0]), "does not fall"),  # increasing in p_y
+    (("taylor", [1.0, -1.0], 1), "num_classes"),
+    (("taylor_nce", [1.0, 1.0]), "order"),  # no theta at all
+])
+def test_normalise_coeffs_rejects_what_it_cannot_normalise(args, match):
+    with pytest.raises(ValueError, match=match):
+        losses.normalise_coeffs(*args)
+
+
 def test_get_loss_binds_hyperparameters():
     logits, labels = _points()
     np.testing.assert_allclose(losses.get_loss("gce", q=0.4)(logits, labels),

@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from arl_jax import search
+from arl_jax import losses, search
 from experiments import meta_search
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -231,7 +231,10 @@ def test_ship_loss_writes_a_loadable_pretrained_file(full_run, tmp_path):
     ship_loss.ship(str(out), str(dest))
     info = json.loads(dest.read_text())
     best = json.loads((out / "best_loss.json").read_text())
-    assert info["coeffs"] == best["coeffs"] and info["provisional"] is False
+    assert info["search_coeffs"] == best["coeffs"] and info["provisional"] is False
+    # Shipped in normal form: the same loss up to a positive factor and a constant.
+    coeffs, scale = losses.normalise_coeffs(best["family"], best["coeffs"])
+    assert info["coeffs"] == coeffs and info["scale"] == scale > 0
     assert set(info["heldout"]["results"]) == {"learned", "cross_entropy", "gce"}
     logits = jax.numpy.array([[2.0, 0.0, -1.0]])
     val = losses.arl_loss(logits, jax.numpy.array([0]), coeffs=info["coeffs"])
@@ -266,6 +269,11 @@ def test_defaults_reproduce_the_shipped_loss():
         shipped = json.load(f)
     assert shipped["run_dir"] == "runs/search_g" and shipped["seed"] == 2
     with open(os.path.join(root, "docs", "runs", "search_g", "best_loss.json")) as f:
-        assert json.load(f)["coeffs"] == shipped["coeffs"]
+        found = json.load(f)["coeffs"]
+    # Shipped in normal form (experiments.ship_loss): the search's coefficients are
+    # kept beside it, and the normal form is a function of them alone.
+    assert shipped["search_coeffs"] == found
+    assert (shipped["coeffs"], shipped["scale"]) == tuple(
+        losses.normalise_coeffs(shipped["family"], found))
     with open(os.path.join(root, "Makefile")) as f:
         assert "meta_search --seed 2 --out runs/demo" in f.read()
