@@ -56,8 +56,12 @@ def arl_spec(name: str = "arl", loss_file: str | None = None) -> LossSpec:
 class Comparer:
     """Compiled evaluations cached per (arch, classes, loss, recipe)."""
 
-    def __init__(self, *, steps: int, batch_size: int = 128, lr: float = 1e-3):
+    def __init__(
+        self, *, steps: int, batch_size: int = 128, lr: float = 1e-3,
+        optimizer: str = "adam",
+    ):  # fmt: skip
         self.steps, self.batch_size, self.lr = steps, batch_size, lr
+        self.optimizer = optimizer
         self._cache: dict[tuple, Callable] = {}
 
     def evaluator(self, arch: str, num_classes: int, spec: LossSpec) -> Callable:
@@ -72,6 +76,7 @@ class Comparer:
                 steps=self.steps,
                 batch_size=self.batch_size,
                 lr=self.lr,
+                optimizer=self.optimizer,
             )
             self._cache[key] = inner.make_evaluate(cfg)
         return self._cache[key]

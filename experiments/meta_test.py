@@ -50,7 +50,8 @@ class MetaTestConfig:
     seeds: int = _field(3, "training seeds per setting (vmapped)")
     steps: int = _field(2000, "training steps per run")
     batch_size: int = _field(128, "batch size")
-    lr: float = _field(1e-3, "Adam learning rate")
+    lr: float = _field(1e-3, "peak learning rate (cosine decay)")
+    optimizer: str = _field("adam", "adam or sgd (momentum 0.9)")
     train_size: int = _field(0, "cap on training examples (0: all)")
     out: str = _field("runs/meta_test", "output folder")
     seed: int = _field(0, "seed (data split, noise, initialisation)")
@@ -85,6 +86,10 @@ class MetaTestConfig:
                 raise ValueError(f"--loss-file: {path} not found")
         for item in self.noise:
             noise_settings(item)
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"--optimizer: {self.optimizer!r}; valid: adam, sgd")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0; got {self.lr}")
         for flag in ("seeds", "steps", "batch_size"):
             if getattr(self, flag) < 1:
                 raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
@@ -117,15 +122,51 @@ def loss_specs(cfg: MetaTestConfig) -> list[compare.LossSpec]:
     return specs + compare.baseline_specs(names)
 
 
+def learned_coeffs_in(out: str, rows: list[dict], specs) -> dict:
+    """The family and coefficients behind each learned loss's rows in `out`.
+
+    Rows already in runs.csv are skipped on a rerun, by loss name. If `arl` (or an
+    `arl[RUN]`) now means other coefficients than when its rows were written (the
+    shipped loss changed), reusing them would mix two losses under one name: that is
+    an error, naming the rows to rename or drop. Returns the record for config.json:
+    the earlier one updated with this run's learned losses.
+    """
+    path = os.path.join(out, "config.json")
+    before = {}
+    if os.path.exists(path):
+        with open(path) as fh:
+            before = json.load(fh).get("learned_losses", {})
+    have = {r["loss"] for r in rows}
+    now = dict(before)
+    for spec in specs:
+        if spec.loss not in losses.FAMILIES:
+            continue
+        entry = {"family": spec.loss, "coeffs": list(spec.params)}
+        old = before.get(spec.name)
+        if spec.name in have and old is not None and old != entry:
+            raise ValueError(
+                f"{spec.name!r} in {out}/runs.csv was run with {old['family']} "
+                f"coeffs {old['coeffs']}, not the current {entry['coeffs']}: rename "
+                f"those rows or remove them (or use another --out)"
+            )
+        now[spec.name] = entry
+    return now
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     """Run the grid; returns every row (finished earlier or now)."""
     cfg, parser = cli.parse_config(MetaTestConfig, argv, DESCRIPTION)
     os.makedirs(cfg.out, exist_ok=True)
-    cli.atomic_write_json(
-        os.path.join(cfg.out, "config.json"),
-        {k: list(v) if isinstance(v, tuple) else v
-         for k, v in dataclasses.asdict(cfg).items()},
-    )  # fmt: skip
+    specs = loss_specs(cfg)
+    csv_path = os.path.join(cfg.out, "runs.csv")
+    try:
+        recorded = learned_coeffs_in(cfg.out, report.read_rows(csv_path), specs)
+    except ValueError as err:
+        parser.error(str(err))
+    config = {k: list(v) if isinstance(v, tuple) else v
+              for k, v in dataclasses.asdict(cfg).items()}  # fmt: skip
+    config["learned_losses"] = recorded
+    cli.atomic_write_json(os.path.join(cfg.out, "config.json"), config)
     try:
         clean = data_lib.load(cfg.dataset, seed=cfg.seed)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
@@ -135,11 +176,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for a in set(cfg.archs) - set(archs):
         print(f"skipping --archs {a}: it does not accept input {clean.input_shape}")
     settings = [("none", 0.0)] + [s for item in cfg.noise for s in noise_settings(item)]
-    specs = loss_specs(cfg)
-    csv_path = os.path.join(cfg.out, "runs.csv")
     done = {(r["arch"], r["noise"], r["loss"]) for r in report.read_rows(csv_path)}
     writer = report.RowWriter(csv_path)
-    comp = compare.Comparer(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr)
+    comp = compare.Comparer(
+        steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer
+    )
     root = jax.random.key(cfg.seed)
     todo = [(a, i, sp) for a in archs for i in range(len(settings)) for sp in specs]
     bar = tqdm(todo, desc="meta-test", unit="run")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from arl_jax import cli, report
+from arl_jax import cli, compare, losses, report
 from experiments import meta_test
 
 TINY = [
@@ -41,6 +41,36 @@ def test_meta_test_writes_every_output_and_resumes(tmp_path, capsys):
     # A rerun skips what is done: no new rows.
     meta_test.main([*TINY, "--out", str(out)])
     assert len(report.read_rows(str(out / "runs.csv"))) == 12
+    # The coefficients behind the `arl` rows are recorded; if the shipped loss has
+    # changed since, a rerun refuses to file new rows under the old ones' name.
+    config = json.loads((out / "config.json").read_text())
+    assert config["learned_losses"]["arl"] == {
+        "family": losses.load_pretrained()["family"],
+        "coeffs": pytest.approx(losses.load_pretrained()["coeffs"]),
+    }
+    config["learned_losses"]["arl"]["coeffs"][0] += 1.0
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit):
+        meta_test.main([*TINY, "--out", str(out)])
+    assert "was run with taylor" in capsys.readouterr().err
+    assert len(report.read_rows(str(out / "runs.csv"))) == 12
+
+
+def test_learned_coeffs_are_recorded_and_checked_by_name(tmp_path):
+    arl = compare.LossSpec("arl", "taylor_nce", (1.0, 1.0, -1.0))
+    other = compare.LossSpec("arl[x]", "taylor", (1.0, -1.0))
+    base = compare.LossSpec("gce", "gce")
+    rec = meta_test.learned_coeffs_in(str(tmp_path), [], [arl, other, base])
+    assert rec == {"arl": {"family": "taylor_nce", "coeffs": [1.0, 1.0, -1.0]},
+                   "arl[x]": {"family": "taylor", "coeffs": [1.0, -1.0]}}
+    (tmp_path / "config.json").write_text(json.dumps({"learned_losses": rec}))
+    rows = [{"loss": "arl"}, {"loss": "gce"}]
+    changed = compare.LossSpec("arl", "taylor_nce", (2.0, 1.0, -1.0))
+    with pytest.raises(ValueError, match="rename those rows"):
+        meta_test.learned_coeffs_in(str(tmp_path), rows, [changed])
+    # No rows of that name yet: the new coefficients are simply recorded.
+    now = meta_test.learned_coeffs_in(str(tmp_path), [{"loss": "gce"}], [changed])
+    assert now["arl"]["coeffs"] == [2.0, 1.0, -1.0] and "arl[x]" in now
 
 
 def test_interrupted_csv_keeps_finished_rows(tmp_path):
@@ -81,6 +111,8 @@ def test_tables_mark_the_best_of_each_column():
         (["--losses", "hinge"], "--losses"),
         (["--noise", "symmetric:1.5"], "--noise"),
         (["--loss-file", "/nonexistent/best_loss.json"], "--loss-file"),
+        (["--optimizer", "rmsprop"], "--optimizer"),
+        (["--lr", "-0.1"], "--lr"),
     ],
 )
 def test_bad_flags_exit_with_a_message(flags, message, capsys, tmp_path):
@@ -88,6 +120,16 @@ def test_bad_flags_exit_with_a_message(flags, message, capsys, tmp_path):
         meta_test.main([*flags, "--out", str(tmp_path)])
     assert err.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_optimizer_flag_reaches_the_inner_training(monkeypatch):
+    seen = []
+    monkeypatch.setattr(compare.inner, "make_evaluate", lambda cfg: seen.append(cfg))
+    cfg = cli.parse_config(meta_test.MetaTestConfig,
+                           ["--optimizer", "sgd", "--lr", "0.05"])[0]
+    comp = compare.Comparer(steps=10, lr=cfg.lr, optimizer=cfg.optimizer)
+    comp.evaluator("mlp", 10, compare.LossSpec("ce", "cross_entropy"))
+    assert (seen[0].optimizer, seen[0].lr) == ("sgd", 0.05)
 
 
 def test_lists_take_commas_or_spaces():
