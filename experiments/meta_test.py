@@ -219,11 +219,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = report.read_rows(csv_path)
     tables = report.markdown_tables(rows)
     args = sys.argv[1:] if argv is None else argv
+    opt = "SGD (momentum 0.9)" if cfg.optimizer == "sgd" else "Adam"
     header = (
         f"# Meta-test on {cfg.dataset}\n\n"
         f"Command: `python -m experiments.meta_test {' '.join(args)}`\n\n"
         f"Devices: {len(jax.devices())} x {jax.devices()[0].device_kind}; "
-        f"{cfg.steps} steps, batch {cfg.batch_size}, Adam lr {cfg.lr}, "
+        f"{cfg.steps} steps, batch {cfg.batch_size}, {opt} lr {cfg.lr}, "
         f"{cfg.seeds} seed{'s' if cfg.seeds > 1 else ''}.\n\n"
     )
     cli.atomic_write_text(os.path.join(cfg.out, "results.md"), header + tables)
