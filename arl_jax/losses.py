@@ -49,12 +49,11 @@ from arl_jax.baselines import (
 
 __all__ = [
     "FAMILIES", "LOSSES", "RCE_CLAMP", "LossFn", "arl_loss", "bootstrap_hard",
-    "bootstrap_soft", "cross_entropy", "family_init", "family_num_params", "gce",
-    "get_loss", "label_smoothing", "load_pretrained", "loss_hyperparams", "mae",
-    "nce", "nce_mae", "nce_rce", "nfl", "normalise_coeffs", "poly1", "rce", "sce",
-    "taylor_ce",
-    "taylor_ce_nce_loss", "taylor_loss", "taylor_nce_loss", "taylorglo_loss",
-    "validate_loss_inputs",
+    "bootstrap_soft", "cross_entropy", "embed_coeffs", "family_init",
+    "family_num_params", "gce", "get_loss", "label_smoothing", "load_pretrained",
+    "loss_hyperparams", "mae", "nce", "nce_mae", "nce_rce", "nfl", "normalise_coeffs",
+    "poly1", "rce", "sce", "taylor_ce", "taylor_ce_nce_loss", "taylor_loss",
+    "taylor_nce_loss", "taylorglo_loss", "validate_loss_inputs"
 ]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -247,6 +246,34 @@ def family_init(family: str, order: int) -> np.ndarray:
 # Where each polynomial family's ``c`` sits in its parameter vector; the weights
 # before it (NCE, CE) and the thetas after it are linear in the loss.
 _POLY_CENTRE = {"taylor": 0, "taylor_nce": 1, "taylor_ce_nce": 2}
+
+
+def embed_coeffs(family: str, coeffs, into: str) -> list[float]:
+    """The same loss written in a larger polynomial family.
+
+    "taylor" is "taylor_nce" with ``a = 0``, which is "taylor_ce_nce" with ``b = 0``;
+    the missing weights are inserted as zeros, so the loss is exactly the same
+    function. Lets a loss of one family be scored or searched from in a larger one.
+
+    Args:
+      family: the family `coeffs` belong to.
+      coeffs: its parameter vector.
+      into: "taylor", "taylor_nce" or "taylor_ce_nce", at least as large.
+
+    Returns:
+      The parameter vector in `into`, as a list of floats.
+
+    Raises:
+      ValueError: if `into` does not contain `family`.
+    """
+    if family not in _POLY_CENTRE or into not in _POLY_CENTRE or (
+        _POLY_CENTRE[into] < _POLY_CENTRE[family]
+    ):
+        raise ValueError(f"family {into!r} does not contain family {family!r}")
+    params = [float(v) for v in np.asarray(coeffs, np.float64)]
+    i = _POLY_CENTRE[family]
+    pad = [0.0] * (_POLY_CENTRE[into] - i)
+    return params[:i] + pad + params[i:]
 
 
 def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, float]:

@@ -427,6 +427,24 @@ def test_normalise_coeffs_turns_search_k_into_a_readable_loss():
     assert np.abs(curve).max() < 5.0 and (np.diff(curve) < 0).all()
 
 
+@pytest.mark.parametrize(("family", "coeffs", "into"), [
+    ("taylor", [0.3, -2.0, 1.5], "taylor_nce"),
+    ("taylor", [0.3, -2.0, 1.5], "taylor_ce_nce"),
+    ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_ce_nce"),
+    ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_nce"),
+])
+def test_embed_coeffs_writes_the_same_loss_in_a_larger_family(family, coeffs, into):
+    logits, labels = _points()
+    big = losses.embed_coeffs(family, coeffs, into)
+    order = len(coeffs) - losses.family_num_params(family, 1) + 1
+    assert len(big) == losses.family_num_params(into, order)
+    np.testing.assert_allclose(
+        losses.FAMILIES[into](jnp.asarray(big), logits, labels),
+        losses.FAMILIES[family](jnp.asarray(coeffs), logits, labels), rtol=1e-6)
+    with pytest.raises(ValueError, match="does not contain"):
+        losses.embed_coeffs(into, big, "taylor")
+
+
 @pytest.mark.parametrize(("args", "match"), [
     (("taylorglo", np.zeros(8)), "handles"),
     (("taylor", [1.0, 2.0]), "does not fall"),  # increasing in p_y

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from arl_jax import losses
+from arl_jax import losses, search
 from experiments import score_pool
 
 
@@ -57,6 +57,16 @@ def test_score_pool_writes_scores(tmp_path, capsys):
     md = (out / "scores.md").read_text()
     assert "| task | arl | mae | nce_rce |" in md and "mean (= -fitness)" in md
     assert "mean (= -fitness)" in capsys.readouterr().out
+
+
+def test_a_smaller_familys_loss_is_scored_in_a_larger_family():
+    # The shipped loss (taylor_nce) can be scored beside CE and SCE, which only
+    # taylor_ce_nce holds: it is written there with a CE weight of 0.
+    cfg = search.SearchConfig(family="taylor_ce_nce")
+    got = score_pool.candidates(cfg, ["arl", "sce"], [])
+    shipped = losses.load_pretrained()["coeffs"]
+    np.testing.assert_allclose(got["arl"], [shipped[0], 0.0, *shipped[1:]], rtol=1e-6)
+    assert set(got) == {"arl", "sce"}
 
 
 @pytest.mark.parametrize("argv, message", [
