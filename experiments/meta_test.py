@@ -122,6 +122,31 @@ def loss_specs(cfg: MetaTestConfig) -> list[compare.LossSpec]:
     return specs + compare.baseline_specs(names)
 
 
+# What a row's number depends on besides the loss: a rerun into a folder that has
+# rows must use the same values, or old and new rows would be averaged together.
+RECIPE = ("dataset", "noise", "seeds", "steps", "batch_size", "lr", "optimizer",
+          "train_size", "seed")  # fmt: skip
+
+
+def recipe_changes(out: str, rows: list[dict], cfg: MetaTestConfig) -> list[str]:
+    """`--flag: before -> now` for each RECIPE field that differs from the run that
+    wrote `out`'s rows ([] if there are none, or no config.json to compare with)."""
+    path = os.path.join(out, "config.json")
+    if not rows or not os.path.exists(path):
+        return []
+    with open(path) as fh:
+        before = json.load(fh)
+    defaults = {f.name: f.default for f in dataclasses.fields(MetaTestConfig)}
+    changes = []
+    for name in RECIPE:
+        old = before.get(name, defaults[name])  # older files lack newer fields
+        now = getattr(cfg, name)
+        old, now = (list(v) if isinstance(v, tuple | list) else v for v in (old, now))
+        if old != now:
+            changes.append(f"--{name.replace('_', '-')}: {old} -> {now}")
+    return changes
+
+
 def learned_coeffs_in(out: str, rows: list[dict], specs) -> dict:
     """The family and coefficients behind each learned loss's rows in `out`.
 
@@ -159,8 +184,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     os.makedirs(cfg.out, exist_ok=True)
     specs = loss_specs(cfg)
     csv_path = os.path.join(cfg.out, "runs.csv")
+    old_rows = report.read_rows(csv_path)
+    changes = recipe_changes(cfg.out, old_rows, cfg)
+    if changes:
+        parser.error(
+            f"{cfg.out} holds rows of another recipe ({'; '.join(changes)}); "
+            "rerun with the same settings to extend it, or use another --out"
+        )
     try:
-        recorded = learned_coeffs_in(cfg.out, report.read_rows(csv_path), specs)
+        recorded = learned_coeffs_in(cfg.out, old_rows, specs)
     except ValueError as err:
         parser.error(str(err))
     config = {k: list(v) if isinstance(v, tuple) else v

@@ -54,6 +54,10 @@ def test_meta_test_writes_every_output_and_resumes(tmp_path, capsys):
         meta_test.main([*TINY, "--out", str(out)])
     assert "was run with taylor" in capsys.readouterr().err
     assert len(report.read_rows(str(out / "runs.csv"))) == 12
+    # Nor rows of another recipe (here: more steps) beside the old ones.
+    with pytest.raises(SystemExit):
+        meta_test.main([*TINY, "--steps", "31", "--out", str(out)])
+    assert "--steps: 30 -> 31" in capsys.readouterr().err
 
 
 def test_learned_coeffs_are_recorded_and_checked_by_name(tmp_path):
@@ -71,6 +75,23 @@ def test_learned_coeffs_are_recorded_and_checked_by_name(tmp_path):
     # No rows of that name yet: the new coefficients are simply recorded.
     now = meta_test.learned_coeffs_in(str(tmp_path), [{"loss": "gce"}], [changed])
     assert now["arl"]["coeffs"] == [2.0, 1.0, -1.0] and "arl[x]" in now
+
+
+def test_a_rerun_with_another_recipe_is_refused(tmp_path, capsys):
+    parse = lambda argv: cli.parse_config(meta_test.MetaTestConfig, argv)[0]  # noqa: E731
+    cfg = parse(["--steps", "2000", "--noise", "symmetric:0.6"])
+    rows = [{"loss": "gce"}]
+    assert meta_test.recipe_changes(str(tmp_path), rows, cfg) == []  # no config yet
+    # A config.json written before --optimizer existed: its default is assumed.
+    old = {"dataset": "fashion_mnist", "noise": ["symmetric:0.6"], "seeds": 3,
+           "steps": 2000, "batch_size": 128, "lr": 0.001, "train_size": 0, "seed": 0}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    assert meta_test.recipe_changes(str(tmp_path), rows, cfg) == []
+    assert meta_test.recipe_changes(str(tmp_path), [], parse(["--steps", "5"])) == []
+    changed = parse(["--steps", "5000", "--noise", "symmetric:0.6", "--optimizer",
+                     "sgd"])
+    assert meta_test.recipe_changes(str(tmp_path), rows, changed) == [
+        "--steps: 2000 -> 5000", "--optimizer: adam -> sgd"]
 
 
 def test_interrupted_csv_keeps_finished_rows(tmp_path):
