@@ -48,7 +48,8 @@ from arl_jax.baselines import (
 )
 
 __all__ = [
-    "FAMILIES", "LOSSES", "RCE_CLAMP", "LossFn", "arl_loss", "bootstrap_hard",
+    "FAMILIES", "LOSSES", "POLYNOMIAL_FAMILIES", "RCE_CLAMP", "LossFn", "arl_loss",
+    "bootstrap_hard",
     "bootstrap_soft", "cross_entropy", "embed_coeffs", "family_init",
     "family_num_params", "gce", "get_loss", "label_smoothing", "load_pretrained",
     "loss_hyperparams", "mae", "nce", "nce_mae", "nce_rce", "nfl", "normalise_coeffs",
@@ -246,6 +247,7 @@ def family_init(family: str, order: int) -> np.ndarray:
 # Where each polynomial family's ``c`` sits in its parameter vector; the weights
 # before it (NCE, CE) and the thetas after it are linear in the loss.
 _POLY_CENTRE = {"taylor": 0, "taylor_nce": 1, "taylor_ce_nce": 2}
+POLYNOMIAL_FAMILIES = tuple(_POLY_CENTRE)  # each contains the ones before it
 
 
 def embed_coeffs(family: str, coeffs, into: str) -> list[float]:

@@ -54,17 +54,16 @@ def family_members(family: str, order: int) -> dict[str, np.ndarray]:
     if family not in ("taylor_nce", "taylor_ce_nce"):
         return out
     rce = math.log(baselines.RCE_CLAMP)  # RCE = -log(1e-4) (1 - p_y)
-    # (a, b, theta_1) of a NCE + b CE + theta_1 (p_y - 1); taylor_nce has no b.
-    named = {"mae": (0.0, 0.0, -1.0), "nce_mae": (1.0, 0.0, -1.0),
-             "nce_rce": (1.0, 0.0, rce)}
+    pad = [0.0] * (order - 1)  # theta_2.. theta_K
+    # a NCE + theta_1 (p_y - 1) as taylor_nce [a, c, theta_1, ...]; then, where the
+    # family has a CE weight b, [a, b, c, theta_1, ...] (losses.embed_coeffs).
+    named = {"mae": [0.0, 1.0, -1.0, *pad], "nce_mae": [1.0, 1.0, -1.0, *pad],
+             "nce_rce": [1.0, 1.0, rce, *pad]}
+    named = {k: losses.embed_coeffs("taylor_nce", v, family) for k, v in named.items()}
     if family == "taylor_ce_nce":
-        named.update(cross_entropy=(0.0, 1.0, 0.0), sce=(0.0, 0.1, rce))
-    n = losses.family_num_params(family, order)
-    for name, (a, b, theta1) in named.items():
-        head = (a, b, 1.0, theta1) if family == "taylor_ce_nce" else (a, 1.0, theta1)
-        v = np.zeros(n, np.float32)
-        v[: len(head)] = head
-        out[name] = v
+        named.update(cross_entropy=[0.0, 1.0, 1.0, 0.0, *pad],
+                     sce=[0.0, 0.1, 1.0, rce, *pad])
+    out.update({k: np.asarray(v, np.float32) for k, v in named.items()})
     return out
 
 

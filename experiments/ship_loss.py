@@ -40,7 +40,7 @@ def ship(run_dir: str, dest: str = PRETRAINED) -> dict:
     if os.path.exists(held_path):
         with open(held_path) as fh:
             best["heldout"] = json.load(fh)
-    if best["family"] in ("taylor", "taylor_nce", "taylor_ce_nce"):
+    if best["family"] in losses.POLYNOMIAL_FAMILIES:
         coeffs, scale = losses.normalise_coeffs(best["family"], best["coeffs"])
         best["search_coeffs"], best["scale"] = best["coeffs"], scale
         best["coeffs"] = coeffs
