@@ -121,6 +121,78 @@ def markdown_tables(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _grid_mean(acc: dict, noisy: set, loss: str, seed: int) -> float | None:
+    """Mean test accuracy (points) of `loss`, `seed` over `noisy`; None if one is
+    missing."""
+    vals = [acc.get((loss, seed, n)) for n in noisy]
+    return None if None in vals else 100 * sum(vals) / len(vals)
+
+
+def paired_differences(
+    rows: list[dict], reference: str
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Each loss against `reference`, seed by seed: arch -> loss -> statistics.
+
+    meta_test gives every loss of a setting the same noisy labels and the same
+    seeds, so seed s of two losses differs only by the loss. For each seed that
+    both losses ran on every noisy setting of the architecture, the difference of
+    their mean test accuracy over those settings (points); returned as its mean,
+    standard deviation, number of seeds and how many seeds the loss was ahead.
+    A difference no larger than its spread over seeds says the two are tied.
+    """
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for arch in sorted({r["arch"] for r in rows}):
+        noisy = {r["noise"] for r in rows if r["arch"] == arch} - {"none"}
+        acc = {(r["loss"], r["seed"], r["noise"]): r["test_acc"]
+               for r in rows if r["arch"] == arch and r["noise"] in noisy}  # fmt: skip
+
+
+        seeds = sorted({r["seed"] for r in rows if r["arch"] == arch})
+        names = list(dict.fromkeys(r["loss"] for r in rows if r["arch"] == arch))
+        if not noisy or reference not in names:
+            continue
+        out[arch] = {}
+        for loss in names:
+            if loss == reference:
+                continue
+            diffs = []
+            for s in seeds:
+                a = _grid_mean(acc, noisy, loss, s)
+                b = _grid_mean(acc, noisy, reference, s)
+                if a is not None and b is not None:
+                    diffs.append(a - b)
+            if diffs:
+                m, sd, n = _mean_std_n(diffs)
+                ahead = sum(d > 0 for d in diffs)
+                out[arch][loss] = {"mean": m, "std": sd, "seeds": n, "ahead": ahead}
+    return out
+
+
+def paired_tables(rows: list[dict], reference: str) -> str:
+    """`paired_differences` as markdown: one table per architecture, the losses
+    ordered from the most ahead of `reference` to the most behind; "" when
+    `reference` has no complete seed."""
+    out = []
+    for arch, stats in paired_differences(rows, reference).items():
+        if not stats:
+            continue
+        out.append(
+            f"### {rows[0]['dataset']}, {arch}: each loss minus {reference}, "
+            "seed by seed (points of mean accuracy over the noisy settings; the "
+            "same labels and seeds for every loss)\n"
+        )
+        out.append(f"| loss | difference, mean ± std over seeds | seeds ahead of "
+                   f"{reference} |")  # fmt: skip
+        out.append("|---|---:|---:|")
+        for loss, st in sorted(stats.items(), key=lambda kv: -kv[1]["mean"]):
+            spread = f" ± {st['std']:.2f}" if st["seeds"] > 1 else ""
+            mean = round(st["mean"], 2) + 0.0  # no "-0.00"
+            out.append(f"| {loss} | {mean:+.2f}{spread} | "
+                       f"{st['ahead']} of {st['seeds']} |")  # fmt: skip
+        out.append("")
+    return "\n".join(out)
+
+
 def plot_accuracy_vs_noise(rows: list[dict], path: str) -> None:
     """Test accuracy against noise rate, one line per loss, a panel per
     (architecture, noise kind); the clean result is the rate-0 point of every panel."""

@@ -250,6 +250,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     writer.close()
     rows = report.read_rows(csv_path)
     tables = report.markdown_tables(rows)
+    learned = [n for n in dict.fromkeys(r["loss"] for r in rows) if n.startswith("arl")]
+    if learned:
+        # The shipped loss if it ran, else the first learned one.
+        paired = report.paired_tables(rows, "arl" if "arl" in learned else learned[0])
+        tables += ("\n" + paired) if paired else ""
     args = sys.argv[1:] if argv is None else argv
     opt = "SGD (momentum 0.9)" if cfg.optimizer == "sgd" else "Adam"
     header = (
@@ -269,8 +274,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 def bar_check(rows: list[dict]) -> dict:
-    """The issue's bar per architecture: ARL - CE at symmetric 0.6, and the rank of
-    ARL by mean accuracy over the noisy settings."""
+    """The issue's bar per architecture: ARL - CE at symmetric 0.6, the rank of
+    ARL by mean accuracy over the noisy settings, and every loss minus ARL seed by
+    seed (`report.paired_differences`), which says whether a gap is beyond the
+    spread over seeds."""
     agg = report.aggregate(rows)
     out = {}
     for arch in sorted({r["arch"] for r in rows}):
@@ -290,6 +297,9 @@ def bar_check(rows: list[dict]) -> dict:
                 agg[(arch, "symmetric:0.6", "arl")][0]
                 - agg[(arch, "symmetric:0.6", "cross_entropy")][0]
             )
+        paired = report.paired_differences(rows, "arl").get(arch)
+        if paired:
+            entry["paired_minus_arl"] = paired
         out[arch] = entry
     return out
 

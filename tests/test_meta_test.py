@@ -124,6 +124,41 @@ def test_tables_mark_the_best_of_each_column():
     assert "| a | **89.00 ± 1.00** | 49.00 ± 1.00 | 49.00 |" in md
 
 
+def test_paired_differences_compare_seed_by_seed():
+    def row(loss, seed, noise, acc):
+        return dict(dataset="d", arch="mlp", noise=noise, kind=noise.split(":")[0],
+                    rate=0.0, loss=loss, seed=seed, val_acc=acc, test_acc=acc,
+                    train_loss=0.0, diverged=False, seconds=0.0)  # fmt: skip
+
+    rows = []
+    # Seed 1 is harder for every loss; "b" is 1 point ahead of "arl" on seed 0 and
+    # 3 points ahead on seed 1; "c" is behind on seed 0, ahead on seed 1.
+    for seed, base in ((0, 0.80), (1, 0.70)):
+        for noise, shift in (("none", 0.1), ("symmetric:0.4", 0.0),
+                             ("symmetric:0.8", -0.2)):  # fmt: skip
+            rows.append(row("arl", seed, noise, base + shift))
+            rows.append(row("b", seed, noise, base + shift + (0.01, 0.03)[seed]))
+            rows.append(row("c", seed, noise, base + shift + (-0.02, 0.02)[seed]))
+    # The clean column does not count: only the noisy settings make the grid.
+    rows.append(row("d", 0, "none", 1.0))
+    stats = report.paired_differences(rows, "arl")["mlp"]
+    assert stats["b"] == pytest.approx({"mean": 2.0, "std": 1.0, "seeds": 2,
+                                        "ahead": 2})  # fmt: skip
+    assert stats["c"] == pytest.approx({"mean": 0.0, "std": 2.0, "seeds": 2,
+                                        "ahead": 1})  # fmt: skip
+    assert "d" not in stats  # no noisy setting run
+    # A seed missing one noisy setting is left out rather than compared on less.
+    short = [r for r in rows if not (r["loss"] == "c" and r["seed"] == 1
+                                     and r["noise"] == "symmetric:0.8")]  # fmt: skip
+    assert report.paired_differences(short, "arl")["mlp"]["c"]["seeds"] == 1
+    md = report.paired_tables(rows, "arl")
+    assert md.index("| b | +2.00 ± 1.00 | 2 of 2 |") < md.index(
+        "| c | +0.00 ± 2.00 | 1 of 2 |")
+    assert report.paired_tables(rows, "nonexistent") == ""
+    summary = meta_test.bar_check(rows)
+    assert summary["mlp"]["paired_minus_arl"]["b"]["mean"] == pytest.approx(2.0)
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
