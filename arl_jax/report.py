@@ -145,8 +145,6 @@ def paired_differences(
         noisy = {r["noise"] for r in rows if r["arch"] == arch} - {"none"}
         acc = {(r["loss"], r["seed"], r["noise"]): r["test_acc"]
                for r in rows if r["arch"] == arch and r["noise"] in noisy}  # fmt: skip
-
-
         seeds = sorted({r["seed"] for r in rows if r["arch"] == arch})
         names = list(dict.fromkeys(r["loss"] for r in rows if r["arch"] == arch))
         if not noisy or reference not in names:
