@@ -131,7 +131,8 @@ def _grid_mean(acc: dict, noisy: set, loss: str, seed: int) -> float | None:
 def paired_differences(
     rows: list[dict], reference: str
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Each loss against `reference`, seed by seed: arch -> loss -> statistics.
+    """Each loss against `reference`, seed by seed: arch -> loss -> statistics
+    (an architecture where no loss has a seed to compare is left out).
 
     meta_test gives every loss of a setting the same noisy labels and the same
     seeds, so seed s of two losses differs only by the loss. For each seed that
@@ -149,7 +150,7 @@ def paired_differences(
         names = list(dict.fromkeys(r["loss"] for r in rows if r["arch"] == arch))
         if not noisy or reference not in names:
             continue
-        out[arch] = {}
+        stats = {}
         for loss in names:
             if loss == reference:
                 continue
@@ -162,7 +163,9 @@ def paired_differences(
             if diffs:
                 m, sd, n = _mean_std_n(diffs)
                 ahead = sum(d > 0 for d in diffs)
-                out[arch][loss] = {"mean": m, "std": sd, "seeds": n, "ahead": ahead}
+                stats[loss] = {"mean": m, "std": sd, "seeds": n, "ahead": ahead}
+        if stats:
+            out[arch] = stats
     return out
 
 
@@ -172,8 +175,6 @@ def paired_tables(rows: list[dict], reference: str) -> str:
     `reference` has no complete seed."""
     out = []
     for arch, stats in paired_differences(rows, reference).items():
-        if not stats:
-            continue
         out.append(
             f"### {rows[0]['dataset']}, {arch}: each loss minus {reference}, "
             "seed by seed (points of mean accuracy over the noisy settings; the "
