@@ -4,7 +4,8 @@ One generation is ask -> evaluate -> tell (evosax CMA-ES). Evaluate trains every
 candidate of the population on the generation's tasks (vmapped over the population and
 seeds, sharded over devices) and scores it by clean-validation accuracy. Fitness, which
 CMA-ES minimises, is minus the mean clean-validation accuracy over the generation's
-tasks and seeds (Gao et al. 2021). A diverged candidate scores accuracy 0.
+tasks and seeds (Gao et al. 2021), or with `--fitness rank` minus the candidate's mean
+rank over the tasks (`fitness_from`). A diverged candidate scores accuracy 0.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from evosax.algorithms import CMA_ES
 
 from arl_jax import data as data_lib
 from arl_jax import inner, losses, models, parallel, tasks
+
+FITNESS_MODES = {
+    "mean": "minus mean clean-validation accuracy",
+    "rank": "minus the mean over tasks of the clean-validation accuracy rank in the "
+    "population (0 the worst, 1 the best)",
+}
 
 
 def _field(default: Any, help: str) -> Any:  # noqa: A002 - the argparse word
@@ -61,6 +68,13 @@ class SearchConfig:
     lr: float = _field(2e-3, "inner Adam learning rate (cosine decay)")
     train_size: int = _field(1000, "training examples per task (0: all)")
     val_size: int = _field(500, "clean validation examples per task (0: all)")
+    fitness: str = _field(
+        "mean",
+        "how a generation's tasks combine into fitness: mean (minus the mean "
+        "clean-validation accuracy) | rank (minus the mean over tasks of the "
+        "candidate's accuracy rank in the population, so every task weighs the same "
+        "however much its accuracies spread)",
+    )
     select_tasks: int = _field(
         6, "fixed tasks on which the elites are re-scored to pick the final loss"
     )
@@ -104,6 +118,11 @@ class SearchConfig:
                     f"--init: needs {self.num_params} finite numbers for family "
                     f"{self.family!r} of order {self.order} (got {len(init)})"
                 )
+        if self.fitness not in FITNESS_MODES:
+            raise ValueError(
+                f"--fitness must be one of {', '.join(FITNESS_MODES)} "
+                f"(got {self.fitness!r})"
+            )
         if self.select_tasks < 0 or self.train_size < 0 or self.val_size < 0:
             raise ValueError("--select-tasks, --train-size, --val-size must be >= 0")
         names = tasks.split_list(self.datasets)
@@ -258,9 +277,26 @@ class TaskPool:
         }
 
 
-def fitness_from(val_acc: np.ndarray) -> np.ndarray:
-    """Minus the mean clean-validation accuracy over tasks and seeds: `[pop]`."""
-    return -val_acc.reshape(val_acc.shape[0], -1).mean(axis=1)
+def fitness_from(val_acc: np.ndarray, mode: str = "mean") -> np.ndarray:
+    """Fitness `[pop]` (CMA-ES minimises it) from accuracies `[pop, tasks, seeds]`.
+
+    "mean": minus the mean clean-validation accuracy over tasks and seeds. A task
+    whose accuracies spread widely over the population (e.g. asymmetric noise on
+    digits) then outweighs one where they are close (heavy noise near chance).
+    "rank": each task's seed-mean accuracies are ranked within the population (ties
+    share their mean rank, scaled to [0, 1], the best 1), and fitness is minus the
+    mean rank over tasks: every task weighs the same, whatever its spread.
+    """
+    if mode == "mean":
+        return -val_acc.reshape(val_acc.shape[0], -1).mean(axis=1)
+    if mode != "rank":
+        raise ValueError(f"unknown fitness mode {mode!r}")
+    per_task = val_acc.reshape(val_acc.shape[0], val_acc.shape[1], -1).mean(axis=2)
+    # rank of x among the column = #below + (#tied - 1) / 2, from 0 (worst) to pop-1
+    below = (per_task[None, :, :] < per_task[:, None, :]).sum(axis=1)
+    tied = (per_task[None, :, :] == per_task[:, None, :]).sum(axis=1)
+    ranks = below + (tied - 1) / 2.0  # [pop, tasks]
+    return -ranks.mean(axis=1) / max(val_acc.shape[0] - 1, 1)
 
 
 def generation_keys(cfg: SearchConfig, generation: int) -> tuple[jax.Array, ...]:
@@ -301,7 +337,7 @@ def run_generation(
     population, state = _ask(es, k_ask, state, es_params)  # [pop, P]
     task_list = pool.sample(task_rng(cfg, generation), cfg.tasks)
     res = pool.evaluate(population, task_list, k_eval)
-    fitness = fitness_from(res["val_acc"])  # [pop]
+    fitness = fitness_from(res["val_acc"], cfg.fitness)  # [pop]
     state, _ = _tell(es, k_tell, population, jnp.asarray(fitness), state, es_params)
     state = fix_dtypes(state)
     best = int(np.argmin(fitness))
@@ -311,6 +347,8 @@ def run_generation(
         "mean_fitness": float(fitness.mean()),
         "median_fitness": float(np.median(fitness)),
         "best_coeffs": np.asarray(population[best]).tolist(),
+        "best_val_acc": float(res["val_acc"][best].mean()),
+        "mean_val_acc": float(res["val_acc"].mean()),
         "best_test_acc": float(res["test_acc"][best].mean()),
         "diverged_fraction": float(res["diverged"].mean()),
         "es_mean": np.asarray(state.mean).tolist(),
@@ -336,5 +374,6 @@ def select_final(
     task_list = pool.sample(np.random.default_rng([cfg.seed, 10**6]), cfg.select_tasks)
     key = jax.random.fold_in(jax.random.key(cfg.seed), 10**6)
     res = pool.evaluate(jnp.asarray(padded, jnp.float32), task_list, key)
-    fitness = fitness_from(res["val_acc"])[:n]
+    # Ranks are taken among the real candidates only, not the padding copies.
+    fitness = fitness_from(res["val_acc"][:n], cfg.fitness)
     return int(np.argmin(fitness)), fitness

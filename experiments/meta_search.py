@@ -64,7 +64,8 @@ def write_metrics(run_dir: str, history: list[dict]) -> None:
 
 
 def plot_fitness(history: list[dict], path: str) -> None:
-    """Best and mean fitness per generation (minus clean-validation accuracy)."""
+    """Clean-validation accuracy per generation: the fittest candidate's and the
+    population's mean (records written before `best_val_acc` existed: -fitness)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,10 +73,12 @@ def plot_fitness(history: list[dict], path: str) -> None:
 
     gens = [r["generation"] for r in history]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(gens, [-r["best_fitness"] for r in history], "o-", label="best candidate")
-    ax.plot(gens, [-r["mean_fitness"] for r in history], "s--", label="population mean")
+    best = [r.get("best_val_acc", -r["best_fitness"]) for r in history]
+    mean = [r.get("mean_val_acc", -r["mean_fitness"]) for r in history]
+    ax.plot(gens, best, "o-", label="fittest candidate")
+    ax.plot(gens, mean, "s--", label="population mean")
     ax.set_xlabel("generation")
-    ax.set_ylabel("clean validation accuracy (= -fitness)")
+    ax.set_ylabel("mean clean validation accuracy")
     ax.set_title("Meta-search progress (tasks redrawn every generation)")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -179,8 +182,8 @@ def main(argv: list[str] | None = None) -> dict:
             checkpoint.save(run_dir, {"state": state, "history": history})
             write_metrics(run_dir, history)
         bar.set_postfix(
-            best=f"{-record['best_fitness']:.3f}",
-            mean=f"{-record['mean_fitness']:.3f}",
+            best=f"{record['best_val_acc']:.3f}",
+            mean=f"{record['mean_val_acc']:.3f}",
             div=f"{record['diverged_fraction']:.2f}",
         )
     bar.close()
@@ -211,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
         "order": cfg.order,
         "coeffs": scored[idx]["coeffs"],
         "fitness": scored[idx]["fitness"],
-        "fitness_definition": "minus mean clean-validation accuracy on "
+        "fitness_definition": f"{search.FITNESS_MODES[cfg.fitness]} on "
         f"{cfg.select_tasks} fixed selection tasks",
         "generation": scored[idx]["generation"],
         "origin": scored[idx]["origin"],

@@ -133,6 +133,7 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(full_run, tmp_path):
         (["--family", "nope"], "--family"),
         (["--init", "1,2"], "--init"),
         (["--datasets", "synthetic", "--noise", "asymmetric:0.3"], "--noise"),
+        (["--fitness", "median"], "--fitness"),
     ],
 )
 def test_bad_flags_are_refused_before_compiling(flags, message, capsys):
@@ -158,6 +159,45 @@ def small_cfg(**kw):
     cfg = search.SearchConfig(**base)
     cfg.validate()
     return cfg
+
+
+def test_rank_fitness_weighs_every_task_the_same():
+    # [pop 4, tasks 2, seeds 2]: task 0's accuracies spread widely, task 1's barely.
+    val = np.array([
+        [[0.90, 0.90], [0.10, 0.10]],
+        [[0.50, 0.50], [0.13, 0.11]],
+        [[0.60, 0.60], [0.12, 0.14]],
+        [[0.70, 0.50], [0.15, 0.15]],
+    ])  # fmt: skip
+    mean = search.fitness_from(val, "mean")
+    np.testing.assert_allclose(mean, [-0.5, -0.31, -0.365, -0.375])
+    assert int(np.argmin(mean)) == 0  # the mean follows the wide task
+    rank = search.fitness_from(val, "rank")
+    # seed means: task 0 [.9, .5, .6, .6] -> ranks 3, 0, 1.5, 1.5 (ties share);
+    # task 1 [.10, .12, .13, .15] -> ranks 0, 1, 2, 3; scaled by pop - 1 = 3.
+    np.testing.assert_allclose(rank, [-0.5, -1 / 6, -7 / 12, -0.75])
+    assert int(np.argmin(rank)) == 3  # the best mean rank: never last on a task
+    with pytest.raises(ValueError, match="fitness mode"):
+        search.fitness_from(val, "median")
+
+
+def test_rank_fitness_search_and_selection_run():
+    cfg = small_cfg(fitness="rank", select_tasks=2)
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("pop",))
+    pool = search.TaskPool(cfg, mesh)
+    es, params = search.make_strategy(cfg)
+    state = search.init_es_state(cfg, es, params, jax.random.key(0))
+    _, rec = search.run_generation(cfg, es, params, state, pool, 0)
+    assert -1.0 <= rec["best_fitness"] <= rec["mean_fitness"] <= 0.0
+    assert rec["mean_fitness"] == pytest.approx(-0.5)  # mean rank of a population
+    assert 0.0 < rec["best_val_acc"] <= 1.0 and 0.0 < rec["mean_val_acc"] <= 1.0
+    # Selection ranks the real candidates only (3 here; the pop is 8): a loss that
+    # rewards a low p_y comes last on both tasks, CE's expansion first.
+    good = losses.family_init("taylor_nce", 4)
+    bad = -good
+    idx, fit = search.select_final(cfg, pool, np.stack([bad, good, 0.5 * good]))
+    assert fit.shape == (3,) and fit[0] == 0.0 and idx != 0
+    assert sorted(fit)[0] <= -0.5
 
 
 @pytest.mark.slow
@@ -261,6 +301,7 @@ def test_defaults_reproduce_the_shipped_loss():
     with open(os.path.join(root, "docs", "runs", "search_g", "config.json")) as f:
         recorded = json.load(f)
     recorded = recorded.get("config", recorded)
+    recorded.setdefault("fitness", "mean")  # a flag added after G, at G's behaviour
     defaults = dataclasses.asdict(search.SearchConfig(seed=2))
     assert {k: v for k, v in recorded.items() if k != "out"} == {
         k: v for k, v in defaults.items() if k != "out"
