@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.stats
 from evosax.algorithms import CMA_ES
 
 from arl_jax import data as data_lib
@@ -26,7 +27,8 @@ from arl_jax import inner, losses, models, parallel, tasks
 FITNESS_MODES = {
     "mean": "minus mean clean-validation accuracy",
     "rank": "minus the mean over tasks of the clean-validation accuracy rank in the "
-    "population (0 the worst, 1 the best)",
+    "population, 0 the worst and 1 the best, so every task weighs the same however "
+    "much its accuracies spread",
 }
 
 
@@ -70,10 +72,8 @@ class SearchConfig:
     val_size: int = _field(500, "clean validation examples per task (0: all)")
     fitness: str = _field(
         "mean",
-        "how a generation's tasks combine into fitness: mean (minus the mean "
-        "clean-validation accuracy) | rank (minus the mean over tasks of the "
-        "candidate's accuracy rank in the population, so every task weighs the same "
-        "however much its accuracies spread)",
+        "how a generation's tasks combine into fitness: "
+        + " | ".join(f"{k} ({v})" for k, v in FITNESS_MODES.items()),
     )
     select_tasks: int = _field(
         6, "fixed tasks on which the elites are re-scored to pick the final loss"
@@ -292,10 +292,7 @@ def fitness_from(val_acc: np.ndarray, mode: str = "mean") -> np.ndarray:
     if mode != "rank":
         raise ValueError(f"unknown fitness mode {mode!r}")
     per_task = val_acc.reshape(val_acc.shape[0], val_acc.shape[1], -1).mean(axis=2)
-    # rank of x among the column = #below + (#tied - 1) / 2, from 0 (worst) to pop-1
-    below = (per_task[None, :, :] < per_task[:, None, :]).sum(axis=1)
-    tied = (per_task[None, :, :] == per_task[:, None, :]).sum(axis=1)
-    ranks = below + (tied - 1) / 2.0  # [pop, tasks]
+    ranks = scipy.stats.rankdata(per_task, axis=0) - 1.0  # [pop, tasks], 0 = worst
     return -ranks.mean(axis=1) / max(val_acc.shape[0] - 1, 1)
 
 
