@@ -8,6 +8,7 @@ re-exports them and holds the registry (`get_loss`, `LOSSES`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -18,6 +19,9 @@ import optax
 # Wang et al. (2019) clamp the one-hot label at 1e-4 before the log, so RCE's
 # constant is A = log(1e-4).
 RCE_CLAMP = 1e-4
+# Ye et al. (2023) floor every probability at 1e-7 before NNCE's log, so its
+# constant is A = -log(1e-7).
+NNCE_MIN_PROB = 1e-7
 
 
 def validate_loss_inputs(logits: Any, labels: Any) -> None:
@@ -283,6 +287,53 @@ def nce_mae(logits, labels, *, alpha: float = 1.0, beta: float = 1.0) -> jax.Arr
     """
     log_p, log_py = _log_probs(logits, labels)
     return alpha * _nce(log_p, log_py) - beta * jnp.expm1(log_py)
+
+
+def _nnce(log_p: jax.Array, labels: jax.Array) -> jax.Array:
+    # z_k = A + log max(p_k, 1e-7) in [0, A]: how far p_k is above the floor.
+    z = jnp.maximum(log_p - math.log(NNCE_MIN_PROB), 0.0)  # [..., C]
+    z_y = jnp.take_along_axis(z, jnp.asarray(labels)[..., None], axis=-1)[..., 0]
+    return 1.0 - z_y / jnp.sum(z, axis=-1)
+
+
+def nnce(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Normalised negative cross-entropy ``1 - z_y / sum_k z_k``; symmetric.
+
+    ``z_k = A + log max(p_k, 1e-7)`` with ``A = -log 1e-7``, so ``z_k`` is in ``[0,
+    A]``: the cross-entropy of class ``k`` turned upside down. The loss is 0 when
+    ``p_y = 1``, ``1 - 1/C`` at a uniform prediction, and its sum over the ``C``
+    possible labels is ``C - 1`` whatever the prediction. Ye et al., "Active
+    Negative Loss Functions for Learning with Noisy Labels", NeurIPS 2023.
+
+    Args:
+      logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
+
+    Returns:
+      ``[...]`` float32 per-example losses.
+    """
+    log_p, _ = _log_probs(logits, labels)
+    return _nnce(log_p, labels)
+
+
+def anl_ce(logits, labels, *, alpha: float = 1.0, beta: float = 1.0) -> jax.Array:
+    """Active-negative loss ``alpha NCE + beta NNCE`` (ANL-CE).
+
+    Ye et al., "Active Negative Loss Functions for Learning with Noisy Labels",
+    NeurIPS 2023; defaults are the paper's MNIST setting (alpha 1, beta 1). The paper
+    also adds an L1 penalty ``delta |w|_1`` on the network's weights (delta 1e-6 on
+    MNIST); that is a regulariser of the model, not a function of the logits, so it
+    is not part of this loss.
+
+    Args:
+      logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
+      alpha: weight of NCE.
+      beta: weight of NNCE.
+
+    Returns:
+      ``[...]`` float32 per-example losses.
+    """
+    log_p, log_py = _log_probs(logits, labels)
+    return alpha * _nce(log_p, log_py) + beta * _nnce(log_p, labels)
 
 
 def nfl(logits: jax.Array, labels: jax.Array, *, gamma: float = 0.5) -> jax.Array:

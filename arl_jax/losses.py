@@ -25,11 +25,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from arl_jax.baselines import (
+    NNCE_MIN_PROB,
     RCE_CLAMP,
     _check_params,
     _log_probs,
     _nce,
+    _nnce,
     _one_hot,
+    anl_ce,
     bootstrap_hard,
     bootstrap_soft,
     cross_entropy,
@@ -40,6 +43,7 @@ from arl_jax.baselines import (
     nce_mae,
     nce_rce,
     nfl,
+    nnce,
     poly1,
     rce,
     sce,
@@ -48,17 +52,43 @@ from arl_jax.baselines import (
 )
 
 __all__ = [
-    "FAMILIES", "LOSSES", "POLYNOMIAL_FAMILIES", "RCE_CLAMP", "LossFn", "arl_loss",
-    "bootstrap_hard",
+    "FAMILIES", "LOSSES", "NNCE_MIN_PROB", "POLYNOMIAL_FAMILIES", "RCE_CLAMP", "LossFn",
+    "anl_ce", "arl_loss", "bootstrap_hard",
     "bootstrap_soft", "cross_entropy", "embed_coeffs", "family_init",
     "family_num_params", "gce", "get_loss", "label_smoothing", "load_pretrained",
-    "loss_hyperparams", "mae", "nce", "nce_mae", "nce_rce", "nfl", "normalise_coeffs",
-    "poly1", "rce", "sce", "taylor_ce", "taylor_ce_nce_loss", "taylor_loss",
+    "loss_hyperparams", "mae", "nce", "nce_mae", "nce_rce", "nfl", "nnce",
+    "normalise_coeffs", "poly1", "rce", "sce", "taylor_anl_loss", "taylor_ce",
+    "taylor_ce_nce_loss", "taylor_loss",
     "taylor_nce_loss", "taylorglo_loss", "validate_loss_inputs"
 ]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 
+# The weighted terms before each polynomial family's ``c`` (so ``c`` sits at index
+# ``len(weights)``); the weights and the thetas after ``c`` are linear in the loss.
+_POLY_WEIGHTS = {"taylor": (), "taylor_nce": ("nce",), "taylor_ce_nce": ("nce", "ce"),
+                 "taylor_anl": ("nce", "nnce")}
+POLYNOMIAL_FAMILIES = tuple(_POLY_WEIGHTS)
+# How much each term falls from a uniform prediction over C classes to a perfect one.
+_TERM_DROP = {"nce": lambda c: 1.0 / c, "ce": math.log, "nnce": lambda c: 1.0 - 1.0 / c}
+# Each term's per-example value from log p [..., C], log p_y [...] and the labels.
+_TERMS = {
+    "nce": lambda log_p, log_py, labels: _nce(log_p, log_py),
+    "ce": lambda log_p, log_py, labels: -log_py,
+    "nnce": lambda log_p, log_py, labels: _nnce(log_p, labels),
+}
+
+
+def _poly_family_loss(family: str, params, logits, labels) -> jax.Array:
+    """``sum_i w_i term_i + sum_k theta_k (p_y - c)^k`` for ``params = [w..., c,
+    theta_1, ...]``, the terms named by ``_POLY_WEIGHTS[family]``."""
+    terms = _POLY_WEIGHTS[family]
+    _check_params(params, "params", len(terms) + 2, None)
+    log_p, log_py = _log_probs(logits, labels)
+    params = jnp.asarray(params, jnp.float32)
+    active = sum(params[i] * _TERMS[term](log_p, log_py, labels)
+                 for i, term in enumerate(terms))
+    return active + _polynomial(params[len(terms):], jnp.exp(log_py))
 
 
 def taylor_loss(coeffs: jax.Array, logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -116,10 +146,7 @@ def taylor_nce_loss(
     Returns:
       ``[...]`` float32 per-example losses.
     """
-    _check_params(params, "params", 3, None)
-    log_p, log_py = _log_probs(logits, labels)
-    params = jnp.asarray(params, jnp.float32)
-    return params[0] * _nce(log_p, log_py) + _polynomial(params[1:], jnp.exp(log_py))
+    return _poly_family_loss("taylor_nce", params, logits, labels)
 
 
 def taylor_ce_nce_loss(
@@ -140,11 +167,30 @@ def taylor_ce_nce_loss(
     Returns:
       ``[...]`` float32 per-example losses.
     """
-    _check_params(params, "params", 4, None)
-    log_p, log_py = _log_probs(logits, labels)
-    params = jnp.asarray(params, jnp.float32)
-    poly = _polynomial(params[2:], jnp.exp(log_py))
-    return params[0] * _nce(log_p, log_py) - params[1] * log_py + poly
+    return _poly_family_loss("taylor_ce_nce", params, logits, labels)
+
+
+def taylor_anl_loss(
+    params: jax.Array, logits: jax.Array, labels: jax.Array
+) -> jax.Array:
+    """`taylor_nce_loss` plus a searched weight of normalised negative cross-entropy.
+
+    ``loss = a NCE + b NNCE + sum_{k=1..K} theta_k (p_y - c)^k`` with ``params = [a,
+    b, c, theta_1, ..., theta_K]`` and `arl_jax.baselines.nnce` (Ye et al., NeurIPS
+    2023). Unlike the polynomial, which sees ``p_y`` only, NNCE looks at every
+    non-target class through ``log p_k`` while staying bounded and symmetric, so it
+    pushes the wrong classes down without the unbounded pull of CE on ``p_y``. The
+    family contains `taylor_nce_loss` (``b = 0``), so ARL's Taylor family and
+    NCE+MAE, and ANL-CE (``a = b = 1``, every theta 0).
+
+    Args:
+      params: ``[K + 3]`` float, ``[a, b, c, theta_1, ..., theta_K]``.
+      logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
+
+    Returns:
+      ``[...]`` float32 per-example losses.
+    """
+    return _poly_family_loss("taylor_anl", params, logits, labels)
 
 
 def taylorglo_loss(
@@ -187,12 +233,14 @@ FAMILIES: dict[str, Callable[..., jax.Array]] = {
     "taylorglo": taylorglo_loss,
     "taylor_nce": taylor_nce_loss,
     "taylor_ce_nce": taylor_ce_nce_loss,
+    "taylor_anl": taylor_anl_loss,
 }
 
 
 def family_num_params(family: str, order: int) -> int:
     """Length of a parameter vector: ``order + 1`` for "taylor", ``order + 2`` for
-    "taylor_nce", ``order + 3`` for "taylor_ce_nce", 8 for "taylorglo".
+    "taylor_nce", ``order + 3`` for "taylor_ce_nce" and "taylor_anl", 8 for
+    "taylorglo".
 
     Args:
       family: a key of `FAMILIES`.
@@ -202,11 +250,10 @@ def family_num_params(family: str, order: int) -> int:
     Returns:
       The number of parameters P.
     """
-    extra = {"taylor": 1, "taylor_nce": 2, "taylor_ce_nce": 3}
-    if family in extra:
+    if family in _POLY_WEIGHTS:
         if int(order) != order or order < 1:
             raise ValueError(f"{family} order must be an integer >= 1; got {order}")
-        return int(order) + extra[family]
+        return int(order) + len(_POLY_WEIGHTS[family]) + 1
     if family == "taylorglo":
         return 8
     raise ValueError(f"unknown family {family!r}; valid families: {sorted(FAMILIES)}")
@@ -222,7 +269,8 @@ def family_init(family: str, order: int) -> np.ndarray:
     cross-entropy, divided by C by the family's mean over classes; the other classes
     contribute nothing (their ``v = 0`` and ``t_1 = t_2 = t_3 = 0``).
     "taylor_nce": NCE weight ``a = 0`` and the "taylor" start, so the search starts
-    from the same cross-entropy-like loss; "taylor_ce_nce": also ``b = 0``.
+    from the same cross-entropy-like loss; "taylor_ce_nce" and "taylor_anl": also
+    ``b = 0``.
 
     Args:
       family: a key of `FAMILIES`.
@@ -231,36 +279,33 @@ def family_init(family: str, order: int) -> np.ndarray:
     Returns:
       ``[family_num_params(family, order)]`` float32 array.
     """
-    n = family_num_params(family, order)
-    if family == "taylor":
-        k = np.arange(1, n)
-        return np.concatenate([[1.0], (-1.0) ** k / k]).astype(np.float32)
-    if family == "taylor_nce":
-        return np.concatenate([[0.0], family_init("taylor", order)]).astype(np.float32)
-    if family == "taylor_ce_nce":
-        return np.concatenate([[0.0, 0.0], family_init("taylor", order)]).astype(
-            np.float32
-        )
+    family_num_params(family, order)  # checks both
+    if family in _POLY_WEIGHTS:
+        k = np.arange(1, int(order) + 1)
+        weights = np.zeros(len(_POLY_WEIGHTS[family]))
+        return np.concatenate([weights, [1.0], (-1.0) ** k / k]).astype(np.float32)
     return np.array([0, 1, 0, 0, 0, 1, -1, 0], np.float32)
 
 
-# Where each polynomial family's ``c`` sits in its parameter vector; the weights
-# before it (NCE, CE) and the thetas after it are linear in the loss.
-_POLY_CENTRE = {"taylor": 0, "taylor_nce": 1, "taylor_ce_nce": 2}
-POLYNOMIAL_FAMILIES = tuple(_POLY_CENTRE)  # each contains the ones before it
+def _contains(into: str, family: str) -> bool:
+    """Whether polynomial family `into` holds every loss of `family` (its weighted
+    terms start with `family`'s: the others are set to 0)."""
+    weights = _POLY_WEIGHTS[family]
+    return _POLY_WEIGHTS[into][: len(weights)] == weights
 
 
 def embed_coeffs(family: str, coeffs, into: str) -> list[float]:
     """The same loss written in a larger polynomial family.
 
-    "taylor" is "taylor_nce" with ``a = 0``, which is "taylor_ce_nce" with ``b = 0``;
-    the missing weights are inserted as zeros, so the loss is exactly the same
-    function. Lets a loss of one family be scored or searched from in a larger one.
+    "taylor" is "taylor_nce" with ``a = 0``, which is "taylor_ce_nce" with a CE
+    weight ``b = 0`` and "taylor_anl" with an NNCE weight ``b = 0``; the missing
+    weights are inserted as zeros, so the loss is exactly the same function. Lets a
+    loss of one family be scored or searched from in a larger one.
 
     Args:
       family: the family `coeffs` belong to.
       coeffs: its parameter vector.
-      into: "taylor", "taylor_nce" or "taylor_ce_nce", at least as large.
+      into: a polynomial family (`POLYNOMIAL_FAMILIES`) that contains `family`.
 
     Returns:
       The parameter vector in `into`, as a list of floats.
@@ -268,13 +313,13 @@ def embed_coeffs(family: str, coeffs, into: str) -> list[float]:
     Raises:
       ValueError: if `into` does not contain `family`.
     """
-    if family not in _POLY_CENTRE or into not in _POLY_CENTRE or (
-        _POLY_CENTRE[into] < _POLY_CENTRE[family]
+    if family not in _POLY_WEIGHTS or into not in _POLY_WEIGHTS or not _contains(
+        into, family
     ):
         raise ValueError(f"family {into!r} does not contain family {family!r}")
     params = [float(v) for v in np.asarray(coeffs, np.float64)]
-    i = _POLY_CENTRE[family]
-    pad = [0.0] * (_POLY_CENTRE[into] - i)
+    i = len(_POLY_WEIGHTS[family])
+    pad = [0.0] * (len(_POLY_WEIGHTS[into]) - i)
     return params[:i] + pad + params[i:]
 
 
@@ -287,15 +332,15 @@ def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, 
     gradient, and Adam divides the gradient's scale out. For a drop-in loss both are
     rewritten: the polynomial is expanded around ``c = 1`` exactly (binomial
     theorem, float64; only the constant term, which no gradient sees, is dropped) and
-    every linear weight (NCE, CE, thetas) is divided by ``s / ln C``, where ``s`` is
-    the drop of the loss from a uniform prediction (``p = 1/C`` for every class) to
-    a perfect one (``p_y = 1``): afterwards the loss falls by ``ln C`` between the
-    two, as cross-entropy does, so SGD learning rates tuned for CE are the right
-    order of magnitude. The gradient field is unchanged up to the positive factor
-    ``ln C / s``; under Adam training is unchanged up to float rounding.
+    every linear weight (NCE, CE, NNCE, thetas) is divided by ``s / ln C``, where
+    ``s`` is the drop of the loss from a uniform prediction (``p = 1/C`` for every
+    class) to a perfect one (``p_y = 1``): afterwards the loss falls by ``ln C``
+    between the two, as cross-entropy does, so SGD learning rates tuned for CE are
+    the right order of magnitude. The gradient field is unchanged up to the positive
+    factor ``ln C / s``; under Adam training is unchanged up to float rounding.
 
     Args:
-      family: "taylor", "taylor_nce" or "taylor_ce_nce".
+      family: a polynomial family (`POLYNOMIAL_FAMILIES`).
       coeffs: the family's parameter vector.
       num_classes: ``C`` of the reference predictions (the meta-train tasks' 10).
 
@@ -306,14 +351,14 @@ def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, 
       ValueError: for another family, or if the loss does not fall from a uniform
         to a perfect prediction (``s <= 0``: not a loss to ship).
     """
-    if family not in _POLY_CENTRE:
+    if family not in _POLY_WEIGHTS:
         raise ValueError(
-            f"normalise_coeffs handles {sorted(_POLY_CENTRE)}; got family {family!r}"
+            f"normalise_coeffs handles {sorted(_POLY_WEIGHTS)}; got family {family!r}"
         )
     if int(num_classes) != num_classes or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2; got {num_classes}")
     params = np.asarray(coeffs, np.float64)
-    i = _POLY_CENTRE[family]
+    i = len(_POLY_WEIGHTS[family])
     family_num_params(family, len(params) - i - 1)  # checks the length (order >= 1)
     weights, c, theta = params[:i], params[i], params[i + 1:]
     order, shift = len(theta), 1.0 - c  # p - c = (p - 1) + shift
@@ -324,9 +369,8 @@ def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, 
     ])
     uniform = 1.0 / num_classes
     poly_drop = float(np.sum(recentred * (uniform - 1.0) ** np.arange(1, order + 1)))
-    # NCE is 1/C at the uniform prediction and 0 at a perfect one; CE is ln C and 0.
-    active = weights[0] * uniform if i >= 1 else 0.0
-    active += weights[1] * math.log(num_classes) if i >= 2 else 0.0
+    active = sum(w * _TERM_DROP[term](num_classes)
+                 for w, term in zip(weights, _POLY_WEIGHTS[family], strict=True))
     drop = float(active) + poly_drop
     if not np.isfinite(drop) or drop <= 0:
         raise ValueError(
@@ -407,6 +451,8 @@ LOSSES: dict[str, Callable[..., jax.Array]] = {
     "nce": nce,
     "nce_rce": nce_rce,
     "nce_mae": nce_mae,
+    "nnce": nnce,
+    "anl_ce": anl_ce,
     "nfl": nfl,
     "bootstrap_soft": bootstrap_soft,
     "bootstrap_hard": bootstrap_hard,

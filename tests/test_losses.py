@@ -16,6 +16,7 @@ from arl_jax import losses
 
 C = 10
 A_RCE = -np.log(1e-4)  # Wang et al. (2019): log of the one-hot clamped at 1e-4
+A_NNCE = -np.log(1e-7)  # Ye et al. (2023): probabilities floored at 1e-7
 PRETRAINED = pathlib.Path(losses.__file__).parent / "pretrained" / "arl.json"
 
 
@@ -79,6 +80,12 @@ def np_loss(name, logits, labels, **hp):
         return hp.get("alpha", 1.0) * nce + hp.get("beta", 1.0) * A_RCE * (1 - py)
     if name == "nce_mae":
         return hp.get("alpha", 1.0) * nce + hp.get("beta", 1.0) * (1 - py)
+    if name in ("nnce", "anl_ce"):
+        z = A_NNCE + np.log(np.maximum(p, 1e-7))
+        nnce = 1 - (z * oh).sum(-1) / z.sum(-1)
+        if name == "nnce":
+            return nnce
+        return hp.get("alpha", 1.0) * nce + hp.get("beta", 1.0) * nnce
     if name == "nfl":
         focal = -((1 - p) ** hp.get("gamma", 0.5)) * log_p
         return (focal * oh).sum(-1) / focal.sum(-1)
@@ -120,6 +127,7 @@ CASES = [(name, {}) for name in losses.LOSSES] + [
     ("nce_rce", {"alpha": 10.0, "beta": 0.1}),
     ("nce_mae", {"alpha": 2.0, "beta": 3.0}),
     ("nfl", {"gamma": 2.0}),
+    ("anl_ce", {"alpha": 5.0, "beta": 5.0}),
     ("bootstrap_soft", {"beta": 0.5}),
     ("bootstrap_hard", {"beta": 0.3}),
 ]
@@ -151,10 +159,11 @@ def test_published_defaults():
     assert defaults["sce"] == {"alpha": 0.1, "beta": 1.0}
     assert defaults["nce_rce"] == defaults["nce_mae"] == {"alpha": 1.0, "beta": 1.0}
     assert defaults["nfl"] == {"gamma": 0.5}
+    assert defaults["anl_ce"] == {"alpha": 1.0, "beta": 1.0}
     assert defaults["bootstrap_soft"] == {"beta": 0.95}
     assert defaults["bootstrap_hard"] == {"beta": 0.8}
     assert defaults["arl"] == {"coeffs": None, "family": None}
-    assert defaults["cross_entropy"] == defaults["mae"] == {}
+    assert defaults["cross_entropy"] == defaults["mae"] == defaults["nnce"] == {}
 
 
 def test_closed_form_gradients():
@@ -222,12 +231,27 @@ def test_taylor_ce_nce_matches_numpy_and_contains_taylor_nce_and_sce():
     sce = np.array([0.0, 0.1, 1.0, np.log(losses.RCE_CLAMP)], np.float32)
     np.testing.assert_allclose(losses.taylor_ce_nce_loss(sce, logits, labels),
                                losses.sce(logits, labels), rtol=1e-5, atol=1e-5)
-    assert losses.family_num_params("taylor_ce_nce", 4) == 7
-    init = losses.family_init("taylor_ce_nce", 4)
-    np.testing.assert_array_equal(init[2:], losses.family_init("taylor", 4))
-    assert init[0] == init[1] == 0.0
     with pytest.raises(ValueError, match="at least 4"):
         losses.taylor_ce_nce_loss(np.ones(3), logits, labels)
+
+
+def test_taylor_anl_matches_numpy_and_contains_taylor_nce_and_anl_ce():
+    logits, labels = _points()
+    params = np.array([0.8, 0.3, 0.4, -1.5, 0.7, 2.0, -0.3], np.float32)
+    nce, nnce = np_loss("nce", logits, labels), np_loss("nnce", logits, labels)
+    py = _np_probs(logits, labels)[3]
+    np.testing.assert_allclose(
+        losses.taylor_anl_loss(params, logits, labels),
+        0.8 * nce + 0.3 * nnce + np_taylor(params[2:], py), rtol=1e-5, atol=1e-6)
+    # b = 0 is the taylor_nce family; a = b = 1 with every theta 0 is ANL-CE.
+    np.testing.assert_allclose(
+        losses.taylor_anl_loss(np.r_[0.8, 0.0, params[2:]], logits, labels),
+        losses.taylor_nce_loss(np.r_[0.8, params[2:]], logits, labels), atol=1e-6)
+    np.testing.assert_allclose(
+        losses.taylor_anl_loss(np.array([1.0, 1.0, 1.0, 0.0]), logits, labels),
+        losses.anl_ce(logits, labels), atol=1e-6)
+    with pytest.raises(ValueError, match="at least 4"):
+        losses.taylor_anl_loss(np.ones(3), logits, labels)
 
 
 def test_taylor_series_approaches_cross_entropy():
@@ -260,7 +284,8 @@ def test_taylorglo_init_is_scaled_second_order_ce():
 
 @pytest.mark.parametrize(("family", "order", "n"),
                          [("taylor", 1, 2), ("taylor", 4, 5), ("taylorglo", 3, 8),
-                          ("taylor_nce", 4, 6)])
+                          ("taylor_nce", 4, 6), ("taylor_ce_nce", 4, 7),
+                          ("taylor_anl", 2, 5)])
 def test_family_num_params_and_init(family, order, n):
     assert losses.family_num_params(family, order) == n
     init = losses.family_init(family, order)
@@ -268,17 +293,22 @@ def test_family_num_params_and_init(family, order, n):
     if family == "taylor":
         k = np.arange(1, n)
         np.testing.assert_allclose(init, np.r_[1.0, (-1.0) ** k / k])
-    if family == "taylor_nce":
-        np.testing.assert_allclose(init, np.r_[0.0, losses.family_init("taylor", 4)])
+    weights = {"taylor_nce": 1, "taylor_ce_nce": 2, "taylor_anl": 2}.get(family)
+    if weights:  # the "taylor" start behind zero weights
+        np.testing.assert_array_equal(init[:weights], 0.0)
+        taylor = losses.family_init("taylor", order)
+        np.testing.assert_array_equal(init[weights:], taylor)
 
 
-@pytest.mark.parametrize("name", ["mae", "rce", "nce", "nce_rce", "nce_mae"])
+@pytest.mark.parametrize("name",
+                         ["mae", "rce", "nce", "nce_rce", "nce_mae", "nnce", "anl_ce"])
 def test_symmetric_losses_sum_to_a_constant(name):
     logits = np.random.default_rng(1).normal(0, 3, (6, C)).astype(np.float32)
     fn = losses.get_loss(name)
     total = sum(fn(logits, np.full(6, k, np.int32)) for k in range(C))
     expected = {"mae": C - 1, "rce": A_RCE * (C - 1), "nce": 1.0,
-                "nce_rce": 1 + A_RCE * (C - 1), "nce_mae": 1.0 + C - 1}[name]
+                "nce_rce": 1 + A_RCE * (C - 1), "nce_mae": 1.0 + C - 1,
+                "nnce": C - 1, "anl_ce": 1.0 + C - 1}[name]
     np.testing.assert_allclose(total, expected, rtol=1e-5)
 
 
@@ -386,6 +416,7 @@ SEARCH_K = [2.4837, 3.6713, 14.2350, -5.6797, -1.7370, -10.2054, -0.3614]  # c =
     ("taylor_ce_nce", SEARCH_K),
     ("taylor_nce", [6.7377, 0.0601, -10.0108, 0.4395, 1.3833, -2.4688]),
     ("taylor", [0.3, -2.0, 1.5, -0.7]),
+    ("taylor_anl", [0.9, 1.3, 0.2, -2.0, 0.8, 0.5]),
 ])
 def test_normalise_coeffs_keeps_the_gradients_up_to_a_positive_factor(family, coeffs):
     normal, scale = losses.normalise_coeffs(family, coeffs)
@@ -400,7 +431,8 @@ def test_normalise_coeffs_keeps_the_gradients_up_to_a_positive_factor(family, co
     assert scale > 0 and np.isfinite(g_normal).all()
     np.testing.assert_allclose(g_raw / scale, g_normal, rtol=2e-3, atol=1e-6)
     # Centred at p_y = 1, and it falls by ln C from uniform to perfect, like CE.
-    assert normal[{"taylor": 0, "taylor_nce": 1, "taylor_ce_nce": 2}[family]] == 1.0
+    centre = {"taylor": 0, "taylor_nce": 1, "taylor_ce_nce": 2, "taylor_anl": 2}
+    assert normal[centre[family]] == 1.0
     uniform, perfect = np.zeros((1, C), np.float32), np.full((1, C), -60.0, np.float32)
     perfect[0, 0] = 60.0
     drop = fn(jnp.asarray(normal), uniform, np.zeros(1, np.int32)) - fn(
@@ -432,6 +464,8 @@ def test_normalise_coeffs_turns_search_k_into_a_readable_loss():
     ("taylor", [0.3, -2.0, 1.5], "taylor_ce_nce"),
     ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_ce_nce"),
     ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_nce"),
+    ("taylor", [0.3, -2.0, 1.5], "taylor_anl"),
+    ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_anl"),
 ])
 def test_embed_coeffs_writes_the_same_loss_in_a_larger_family(family, coeffs, into):
     logits, labels = _points()
@@ -443,6 +477,14 @@ def test_embed_coeffs_writes_the_same_loss_in_a_larger_family(family, coeffs, in
         losses.FAMILIES[family](jnp.asarray(coeffs), logits, labels), rtol=1e-6)
     with pytest.raises(ValueError, match="does not contain"):
         losses.embed_coeffs(into, big, "taylor")
+
+
+@pytest.mark.parametrize(("family", "into"), [("taylor_ce_nce", "taylor_anl"),
+                                              ("taylor_anl", "taylor_ce_nce")])
+def test_embed_coeffs_refuses_a_family_that_is_not_contained(family, into):
+    # Both have two weights, but CE is not NNCE: neither holds the other.
+    with pytest.raises(ValueError, match="does not contain"):
+        losses.embed_coeffs(family, [1.0, 1.0, 1.0, -1.0], into)
 
 
 @pytest.mark.parametrize(("args", "match"), [

@@ -14,7 +14,8 @@ from experiments import score_pool
     ("taylor_nce", "mae"), ("taylor_nce", "nce_mae"), ("taylor_nce", "nce_rce"),
     ("taylor_ce_nce", "mae"), ("taylor_ce_nce", "nce_mae"),
     ("taylor_ce_nce", "nce_rce"), ("taylor_ce_nce", "cross_entropy"),
-    ("taylor_ce_nce", "sce"),
+    ("taylor_ce_nce", "sce"), ("taylor_anl", "nce_mae"), ("taylor_anl", "nce_rce"),
+    ("taylor_anl", "anl_ce"),
 ])  # fmt: skip
 def test_family_members_are_the_baselines_they_name(family, name):
     coeffs = score_pool.family_members(family, 4)[name]
