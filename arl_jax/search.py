@@ -44,8 +44,7 @@ class SearchConfig:
     generations: int = _field(20, "number of CMA-ES generations")
     family: str = _field(
         "taylor_nce",
-        "loss family searched: taylor | taylor_nce | taylor_ce_nce | taylor_anl | "
-        "taylorglo",
+        "loss family searched: " + " | ".join(losses.FAMILIES),
     )
     order: int = _field(4, "polynomial order K of the taylor families (>= 1)")
     sigma: float = _field(0.5, "initial CMA-ES step size")
