@@ -210,18 +210,21 @@ def build_optimizer(cfg: InnerConfig, steps: int) -> optax.GradientTransformatio
     return optax.chain(*parts)
 
 
-def make_loss(
-    cfg: InnerConfig,
-) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
-    """``loss(loss_params [P], logits [B, C], labels [B]) -> scalar`` batch mean.
+def make_loss(cfg: InnerConfig) -> Callable[..., jax.Array]:
+    """``loss(loss_params [P], logits [B, C], labels [B], progress=0.) -> scalar``
+    batch mean.
 
-    A family uses ``loss_params``; a baseline ignores them.
+    A family uses ``loss_params``, a scheduled one also ``progress`` (the share of
+    training done, ``step / (steps - 1)``); a baseline ignores both.
     """
     if cfg.loss in losses.FAMILIES:
-        family = losses.FAMILIES[cfg.loss]
-        return lambda p, logits, labels: jnp.mean(family(p, logits, labels))
+        return lambda p, logits, labels, progress=0.0: jnp.mean(
+            losses.family_loss(cfg.loss, p, logits, labels, progress))
     base = losses.get_loss(cfg.loss, **dict(cfg.loss_hparams))
-    return lambda p, logits, labels: jnp.mean(base(logits, labels))
+    if "progress" in losses.loss_hyperparams(cfg.loss):  # "arl" with a scheduled family
+        return lambda p, logits, labels, progress=0.0: jnp.mean(
+            base(logits, labels, progress=progress))
+    return lambda p, logits, labels, progress=0.0: jnp.mean(base(logits, labels))
 
 
 def batch_indices(
@@ -241,13 +244,15 @@ def _select(ok: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
 
 
-def _train_step(model, loss_fn, tx, max_loss, state, x, y, loss_params, dropout_key):
+def _train_step(
+    model, loss_fn, tx, max_loss, state, x, y, loss_params, dropout_key, progress
+):
     """One guarded optimiser step; returns the new state and the step's loss."""
     params, opt_state, diverged = state
 
     def objective(p):
         logits = model.apply(p, x, train=True, rngs={"dropout": dropout_key})  # [B, C]
-        return loss_fn(loss_params, logits.astype(jnp.float32), y)
+        return loss_fn(loss_params, logits.astype(jnp.float32), y, progress)
 
     loss, grads = jax.value_and_grad(objective)(params)
     updates, new_opt_state = tx.update(grads, opt_state, params)
@@ -297,9 +302,9 @@ def make_inner_train(
             t, batch = xs
             x, y = data.x_train[batch], data.y_train[batch]  # [B, ...], [B]
             k_drop = jax.random.fold_in(k_dropout, t)
-            return _train_step(
-                model, loss_fn, tx, cfg.max_loss, state, x, y, loss_params, k_drop
-            )
+            progress = t / max(steps - 1, 1)  # 0 on the first step, 1 on the last
+            return _train_step(model, loss_fn, tx, cfg.max_loss, state, x, y,
+                               loss_params, k_drop, progress)
 
         state = (params, tx.init(params), jnp.array(False))
         (params, _, diverged), step_losses = jax.lax.scan(

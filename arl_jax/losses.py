@@ -6,7 +6,10 @@ Every loss is ``fn(logits [..., C], labels [...] int) -> [...]`` per-example val
 families searched over take their parameter vector first, ``fn(params [P], logits,
 labels)``; ``jax.vmap`` over ``params`` evaluates a whole population. The
 hand-designed baselines live in `arl_jax.baselines` and are re-exported here. Inputs
-are checked at the API boundary (`validate_loss_inputs`).
+are checked at the API boundary (`validate_loss_inputs`). A scheduled family
+(`SCHEDULED_FAMILIES`) also takes the training progress, ``fn(params, logits, labels,
+progress)`` with ``progress = step / (steps - 1)`` in ``[0, 1]``; `family_loss` calls
+any family with the right arguments.
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ __all__ = [
     "loss_hyperparams", "mae", "nce", "nce_mae", "nce_rce", "nfl", "nnce",
     "normalise_coeffs", "poly1", "rce", "sce", "taylor_anl_loss", "taylor_ce",
     "taylor_ce_nce_loss", "taylor_loss",
-    "taylor_nce_loss", "taylorglo_loss", "validate_loss_inputs"
+    "taylor_nce_loss", "taylor_nce_sched_loss", "taylorglo_loss", "family_loss",
+    "SCHEDULED_FAMILIES", "validate_loss_inputs"
 ]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -68,7 +72,11 @@ LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 # ``len(weights)``); the weights and the thetas after ``c`` are linear in the loss.
 _POLY_WEIGHTS = {"taylor": (), "taylor_nce": ("nce",), "taylor_ce_nce": ("nce", "ce"),
                  "taylor_anl": ("nce", "nnce")}
-POLYNOMIAL_FAMILIES = tuple(_POLY_WEIGHTS)
+# A scheduled family is its base polynomial family with weights that move linearly
+# over training: ``params = [base params at the start..., end weights]``, the end
+# weights being every base parameter but ``c`` (shared by both ends).
+SCHEDULED_FAMILIES = {"taylor_nce_sched": "taylor_nce"}
+POLYNOMIAL_FAMILIES = (*_POLY_WEIGHTS, *SCHEDULED_FAMILIES)
 # How much each term falls from a uniform prediction over C classes to a perfect one.
 _TERM_DROP = {"nce": lambda c: 1.0 / c, "ce": math.log, "nnce": lambda c: 1.0 - 1.0 / c}
 # Each term's per-example value from log p [..., C], log p_y [...] and the labels.
@@ -193,6 +201,78 @@ def taylor_anl_loss(
     return _poly_family_loss("taylor_anl", params, logits, labels)
 
 
+def _check_progress(progress) -> jax.Array:
+    """``progress`` as a float32 scalar clipped to [0, 1]; a concrete value outside
+    [0, 1] (or none) is an error."""
+    if progress is None:
+        raise ValueError(
+            "this loss changes over training: pass progress = step / (total_steps "
+            "- 1), a number in [0, 1] (0 on the first step, 1 on the last)"
+        )
+    if isinstance(progress, int | float | np.number) and not 0.0 <= progress <= 1.0:
+        raise ValueError(f"progress must be in [0, 1]; got {progress}")
+    return jnp.clip(jnp.asarray(progress, jnp.float32), 0.0, 1.0)
+
+
+def _split_scheduled(family: str, params) -> tuple[int, int]:
+    """``(i, m)``: the number of base weights before ``c`` and the base vector's length
+    for a scheduled `family`'s ``params``; checks the length (``2 m - 1``)."""
+    i = len(_POLY_WEIGHTS[SCHEDULED_FAMILIES[family]])
+    n = int(np.shape(params)[0])
+    if n % 2 == 0 or n < 2 * (i + 2) - 1:
+        raise ValueError(
+            f"{family} params must have an odd length >= {2 * (i + 2) - 1} "
+            f"(base parameters at the start, then the end weights); got {n}"
+        )
+    return i, (n + 1) // 2
+
+
+def scheduled_params(family: str, params, progress) -> jax.Array:
+    """The base family's parameter vector at training `progress` in [0, 1]: the
+    start vector moved linearly to the end weights (``c`` fixed).
+
+    Args:
+      family: a key of `SCHEDULED_FAMILIES`.
+      params: ``[2 m - 1]``, the base family's ``m`` parameters at the start, then its
+        ``m - 1`` weights (all but ``c``) at the end of training.
+      progress: a scalar in [0, 1] (may be traced).
+
+    Returns:
+      ``[m]`` float32 parameters of the base family.
+    """
+    i, m = _split_scheduled(family, params)
+    params = jnp.asarray(params, jnp.float32)
+    start = params[:m]
+    end = jnp.concatenate([params[m:m + i], params[i:i + 1], params[m + i:]])
+    return start + _check_progress(progress) * (end - start)
+
+
+def taylor_nce_sched_loss(
+    params: jax.Array, logits: jax.Array, labels: jax.Array, progress=None
+) -> jax.Array:
+    """`taylor_nce_loss` whose weights change linearly over training.
+
+    ``loss_t = (1 - t) loss_start + t loss_end``, with ``t = progress`` in [0, 1] and
+    ``loss_start``, ``loss_end`` two members of "taylor_nce" that share ``c``:
+    ``params = [a, c, theta_1..theta_K, a_end, theta_end_1..theta_end_K]``. With the
+    end weights equal to the start ones it is the constant loss ``[a, c, theta...]``
+    (`embed_coeffs`); so it contains "taylor_nce", and lets a search find a loss that
+    fits fast early and turns robust late (or the other way round). The schedule is
+    in relative progress, so a loss found with 400-step inner runs means the same
+    thing for a 5,000-step run.
+
+    Args:
+      params: ``[2 K + 3]`` float, the start vector then the end weights.
+      logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
+      progress: ``step / (total_steps - 1)`` in [0, 1]; required.
+
+    Returns:
+      ``[...]`` float32 per-example losses.
+    """
+    base = scheduled_params("taylor_nce_sched", params, progress)
+    return _poly_family_loss("taylor_nce", base, logits, labels)
+
+
 def taylorglo_loss(
     params: jax.Array, logits: jax.Array, labels: jax.Array
 ) -> jax.Array:
@@ -234,7 +314,19 @@ FAMILIES: dict[str, Callable[..., jax.Array]] = {
     "taylor_nce": taylor_nce_loss,
     "taylor_ce_nce": taylor_ce_nce_loss,
     "taylor_anl": taylor_anl_loss,
+    "taylor_nce_sched": taylor_nce_sched_loss,
 }
+
+
+def family_loss(family: str, params, logits, labels, progress=None) -> jax.Array:
+    """Per-example losses of any family; `progress` (in [0, 1]) is used by the
+    scheduled families (`SCHEDULED_FAMILIES`), where it is required, and ignored by
+    the others."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; valid: {sorted(FAMILIES)}")
+    if family in SCHEDULED_FAMILIES:
+        return FAMILIES[family](params, logits, labels, progress)
+    return FAMILIES[family](params, logits, labels)
 
 
 def family_num_params(family: str, order: int) -> int:
@@ -256,6 +348,8 @@ def family_num_params(family: str, order: int) -> int:
         return int(order) + len(_POLY_WEIGHTS[family]) + 1
     if family == "taylorglo":
         return 8
+    if family in SCHEDULED_FAMILIES:
+        return 2 * family_num_params(SCHEDULED_FAMILIES[family], order) - 1
     raise ValueError(f"unknown family {family!r}; valid families: {sorted(FAMILIES)}")
 
 
@@ -270,7 +364,7 @@ def family_init(family: str, order: int) -> np.ndarray:
     contribute nothing (their ``v = 0`` and ``t_1 = t_2 = t_3 = 0``).
     "taylor_nce": NCE weight ``a = 0`` and the "taylor" start, so the search starts
     from the same cross-entropy-like loss; "taylor_ce_nce" and "taylor_anl": also
-    ``b = 0``.
+    ``b = 0``. "taylor_nce_sched": the "taylor_nce" start, the same at the end.
 
     Args:
       family: a key of `FAMILIES`.
@@ -280,6 +374,10 @@ def family_init(family: str, order: int) -> np.ndarray:
       ``[family_num_params(family, order)]`` float32 array.
     """
     family_num_params(family, order)  # checks both
+    if family in SCHEDULED_FAMILIES:  # the base start, constant over training
+        base = SCHEDULED_FAMILIES[family]
+        return np.asarray(embed_coeffs(base, family_init(base, order), family),
+                          np.float32)
     if family in _POLY_WEIGHTS:
         k = np.arange(1, int(order) + 1)
         weights = np.zeros(len(_POLY_WEIGHTS[family]))
@@ -289,7 +387,11 @@ def family_init(family: str, order: int) -> np.ndarray:
 
 def _contains(into: str, family: str) -> bool:
     """Whether polynomial family `into` holds every loss of `family` (its weighted
-    terms start with `family`'s: the others are set to 0)."""
+    terms start with `family`'s: the others are set to 0; a scheduled family holds
+    what its base holds, as a loss constant over training)."""
+    if family in SCHEDULED_FAMILIES:
+        return into == family
+    into = SCHEDULED_FAMILIES.get(into, into)
     weights = _POLY_WEIGHTS[family]
     return _POLY_WEIGHTS[into][: len(weights)] == weights
 
@@ -299,8 +401,10 @@ def embed_coeffs(family: str, coeffs, into: str) -> list[float]:
 
     "taylor" is "taylor_nce" with ``a = 0``, which is "taylor_ce_nce" with a CE
     weight ``b = 0`` and "taylor_anl" with an NNCE weight ``b = 0``; the missing
-    weights are inserted as zeros, so the loss is exactly the same function. Lets a
-    loss of one family be scored or searched from in a larger one.
+    weights are inserted as zeros, so the loss is exactly the same function; a
+    scheduled family ("taylor_nce_sched") holds its base's losses with the same
+    weights at the end as at the start. Lets a loss of one family be scored or
+    searched from in a larger one.
 
     Args:
       family: the family `coeffs` belong to.
@@ -313,14 +417,21 @@ def embed_coeffs(family: str, coeffs, into: str) -> list[float]:
     Raises:
       ValueError: if `into` does not contain `family`.
     """
-    if family not in _POLY_WEIGHTS or into not in _POLY_WEIGHTS or not _contains(
-        into, family
+    if family not in POLYNOMIAL_FAMILIES or into not in POLYNOMIAL_FAMILIES or not (
+        _contains(into, family)
     ):
         raise ValueError(f"family {into!r} does not contain family {family!r}")
     params = [float(v) for v in np.asarray(coeffs, np.float64)]
+    if family == into:
+        return params
+    base = SCHEDULED_FAMILIES.get(into, into)
     i = len(_POLY_WEIGHTS[family])
-    pad = [0.0] * (len(_POLY_WEIGHTS[into]) - i)
-    return params[:i] + pad + params[i:]
+    pad = [0.0] * (len(_POLY_WEIGHTS[base]) - i)
+    params = params[:i] + pad + params[i:]
+    if into in SCHEDULED_FAMILIES:  # the same weights at the end: constant in time
+        j = len(_POLY_WEIGHTS[base])
+        params = params + params[:j] + params[j + 1:]
+    return params
 
 
 def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, float]:
@@ -337,7 +448,10 @@ def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, 
     class) to a perfect one (``p_y = 1``): afterwards the loss falls by ``ln C``
     between the two, as cross-entropy does, so SGD learning rates tuned for CE are
     the right order of magnitude. The gradient field is unchanged up to the positive
-    factor ``ln C / s``; under Adam training is unchanged up to float rounding.
+    factor ``ln C / s``; under Adam training is unchanged up to float rounding. A
+    scheduled family's two ends are re-centred alike and divided by one factor, from
+    the drop at mid-training (the mean of the two ends' drops), so the loss at every
+    progress is the same function up to that one factor.
 
     Args:
       family: a polynomial family (`POLYNOMIAL_FAMILIES`).
@@ -351,13 +465,39 @@ def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, 
       ValueError: for another family, or if the loss does not fall from a uniform
         to a perfect prediction (``s <= 0``: not a loss to ship).
     """
-    if family not in _POLY_WEIGHTS:
+    if family not in POLYNOMIAL_FAMILIES:
         raise ValueError(
-            f"normalise_coeffs handles {sorted(_POLY_WEIGHTS)}; got family {family!r}"
+            f"normalise_coeffs handles {sorted(POLYNOMIAL_FAMILIES)}; got family "
+            f"{family!r}"
         )
     if int(num_classes) != num_classes or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2; got {num_classes}")
     params = np.asarray(coeffs, np.float64)
+    if family in SCHEDULED_FAMILIES:  # both ends re-centred, one factor for both
+        base = SCHEDULED_FAMILIES[family]
+        i, m = _split_scheduled(family, params)
+        end = np.concatenate([params[m:m + i], params[i:i + 1], params[m + i:]])
+        (start, d0), (end, d1) = (_recentre(base, v, num_classes)
+                                  for v in (params[:m], end))
+        out, drop = np.concatenate([start, end[:i], end[i + 1:]]), (d0 + d1) / 2
+        what = "at mid-training (the mean of the two ends) "
+    else:
+        out, drop = _recentre(family, params, num_classes)
+        what = ""
+    if not np.isfinite(drop) or drop <= 0:
+        raise ValueError(
+            f"this {family} loss does not fall from a uniform to a perfect prediction "
+            f"{what}(drop {drop:.4g}); it cannot be put on cross-entropy's scale"
+        )
+    factor = drop / math.log(num_classes)
+    i = len(_POLY_WEIGHTS[SCHEDULED_FAMILIES.get(family, family)])
+    out[np.arange(len(out)) != i] /= factor  # every linear weight; c stays 1
+    return [float(v) for v in out], factor
+
+
+def _recentre(family: str, params: np.ndarray, num_classes: int):
+    """``(params re-centred at c = 1, the drop from a uniform to a perfect
+    prediction)`` for a base polynomial family, in float64."""
     i = len(_POLY_WEIGHTS[family])
     family_num_params(family, len(params) - i - 1)  # checks the length (order >= 1)
     weights, c, theta = params[:i], params[i], params[i + 1:]
@@ -371,18 +511,7 @@ def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, 
     poly_drop = float(np.sum(recentred * (uniform - 1.0) ** np.arange(1, order + 1)))
     active = sum(w * _TERM_DROP[term](num_classes)
                  for w, term in zip(weights, _POLY_WEIGHTS[family], strict=True))
-    drop = float(active) + poly_drop
-    if not np.isfinite(drop) or drop <= 0:
-        raise ValueError(
-            f"this {family} loss does not fall from a uniform to a perfect prediction "
-            f"(drop {drop:.4g}); it cannot be put on cross-entropy's scale"
-        )
-    factor = drop / math.log(num_classes)
-    out = np.concatenate([weights, [1.0], recentred])
-    out[:i] /= factor
-    out[i + 1:] /= factor
-    return [float(v) for v in out], factor
-
+    return np.concatenate([weights, [1.0], recentred]), float(active) + poly_drop
 
 
 _PRETRAINED_KEYS = {"family", "coeffs", "fitness", "generation", "command", "seed",
@@ -412,7 +541,8 @@ def load_pretrained() -> dict[str, Any]:
 
 
 def arl_loss(
-    logits: jax.Array, labels: jax.Array, coeffs=None, family: str | None = None
+    logits: jax.Array, labels: jax.Array, coeffs=None, family: str | None = None,
+    progress=None,
 ) -> jax.Array:
     """The learned robust loss (ARL), a drop-in replacement for cross-entropy.
 
@@ -426,6 +556,9 @@ def arl_loss(
         family (`load_pretrained`), and `family` is then ignored.
       family: a key of `FAMILIES`, the family that `coeffs` belong to (``None``:
         "taylor").
+      progress: ``step / (total_steps - 1)`` in [0, 1], required by a scheduled
+        family ("taylor_nce_sched", whose loss changes over training) and ignored by
+        the others (the shipped loss is not scheduled).
 
     Returns:
       ``[...]`` float32 per-example losses.
@@ -433,10 +566,8 @@ def arl_loss(
     if coeffs is None:
         pretrained = _read_pretrained()
         family, coeffs = pretrained["family"], np.asarray(pretrained["coeffs"])
-    family = family or "taylor"
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; valid: {sorted(FAMILIES)}")
-    return FAMILIES[family](jnp.asarray(coeffs, jnp.float32), logits, labels)
+    return family_loss(family or "taylor", jnp.asarray(coeffs, jnp.float32), logits,
+                       labels, progress)
 
 
 LOSSES: dict[str, Callable[..., jax.Array]] = {

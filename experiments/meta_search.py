@@ -239,16 +239,16 @@ def main(argv: list[str] | None = None) -> dict:
             cli.atomic_write_json(os.path.join(run_dir, "heldout.json"), held)
         plot_fitness(history, os.path.join(run_dir, "fitness.png"))
         learned = functools.partial(
-            losses.FAMILIES[cfg.family], jnp.asarray(coeffs, jnp.float32)
+            losses.family_loss, cfg.family, jnp.asarray(coeffs, jnp.float32)
         )
-        plotting.plot_losses(
-            {
-                "cross_entropy": losses.get_loss("cross_entropy"),
-                "gce (q=0.7)": losses.get_loss("gce"),
-                "learned": learned,
-            },
-            os.path.join(run_dir, "learned_loss.png"),
-        )
+        panels = {"cross_entropy": losses.get_loss("cross_entropy"),
+                  "gce (q=0.7)": losses.get_loss("gce")}
+        if cfg.family in losses.SCHEDULED_FAMILIES:  # the loss at three moments
+            panels |= {f"learned, {t:.0%} trained":
+                       functools.partial(learned, progress=t) for t in (0.0, 0.5, 1.0)}
+        else:
+            panels["learned"] = learned
+        plotting.plot_losses(panels, os.path.join(run_dir, "learned_loss.png"))
     print(
         f"\nbest loss ({best['origin']}): {cfg.family} coeffs "
         f"{np.array2string(coeffs, precision=4)}; selection fitness "

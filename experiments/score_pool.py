@@ -48,19 +48,22 @@ DRAW_OFFSET = 10**5
 def family_members(family: str, order: int) -> dict[str, np.ndarray]:
     """Named losses that are exact members of `family`: the search's start
     ("ce_taylor", the Taylor expansion of CE, not CE itself) and, for the families
-    with an NCE weight, MAE, NCE+MAE and NCE+RCE at their published defaults;
+    with an NCE weight (those that contain "taylor_nce"), MAE, NCE+MAE and NCE+RCE
+    at their published defaults;
     "taylor_ce_nce" adds CE itself and SCE (CE and RCE weighted 0.1 and 1),
     "taylor_anl" adds ANL-CE (NCE and NNCE weighted 1 and 1)."""
     out = {"ce_taylor": losses.family_init(family, order)}
-    if family not in ("taylor_nce", "taylor_ce_nce", "taylor_anl"):
-        return out
     rce = math.log(baselines.RCE_CLAMP)  # RCE = -log(1e-4) (1 - p_y)
     pad = [0.0] * (order - 1)  # theta_2.. theta_K
-    # a NCE + theta_1 (p_y - 1) as taylor_nce [a, c, theta_1, ...]; then, where the
-    # family has a second weight b, [a, b, c, theta_1, ...] (losses.embed_coeffs).
+    # a NCE + theta_1 (p_y - 1) as taylor_nce [a, c, theta_1, ...], written in
+    # `family` (losses.embed_coeffs: a second weight b = 0, or constant over training).
     named = {"mae": [0.0, 1.0, -1.0, *pad], "nce_mae": [1.0, 1.0, -1.0, *pad],
              "nce_rce": [1.0, 1.0, rce, *pad]}
-    named = {k: losses.embed_coeffs("taylor_nce", v, family) for k, v in named.items()}
+    try:
+        named = {k: losses.embed_coeffs("taylor_nce", v, family)
+                 for k, v in named.items()}
+    except ValueError:  # a family without an NCE weight
+        return out
     if family == "taylor_ce_nce":
         named.update(cross_entropy=[0.0, 1.0, 1.0, 0.0, *pad],
                      sce=[0.0, 0.1, 1.0, rce, *pad])

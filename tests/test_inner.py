@@ -1,5 +1,6 @@
 """Tests for arl_jax.inner: vmap == loop, one trace, divergence, baselines, recipe."""
 
+import dataclasses
 import time
 
 import chex
@@ -188,6 +189,43 @@ def test_baseline_matches_hand_written_cross_entropy_step(tiny_data):
     np.testing.assert_allclose(float(got.val_acc), expected, atol=1.01 / n_val)
     # train_loss: mean over the last epoch (here the 2nd step, before its update).
     np.testing.assert_allclose(float(got.train_loss), float(last_loss), rtol=1e-5)
+
+
+def test_scheduled_loss_sees_the_progress_of_training(tiny_data):
+    # taylor_nce_sched over 2 full-batch SGD steps: the start loss on step 0
+    # (progress 0), the end loss on step 1 (progress 1), as written by hand.
+    n = tiny_data.x_train.shape[0]
+    start = np.array([0.0, 1.0, -1.0, 0.5], np.float32)  # a, c, theta_1, theta_2
+    end_w = np.array([2.0, -1.5, 0.0], np.float32)  # a, theta_1, theta_2 at the end
+    cfg = tiny_cfg(loss="taylor_nce_sched", optimizer="sgd", momentum=0.0, lr=0.5,
+                   schedule="constant", steps=2, batch_size=n)
+    key = jax.random.key(6)
+    model = inner.build_model(cfg.arch, cfg.num_classes)
+    params = model.init(jax.random.split(key, 3)[0], tiny_data.x_train[:1])
+    x, y = tiny_data.x_train, tiny_data.y_train
+    end = np.r_[end_w[0], start[1], end_w[1:]]
+    for coeffs in (start, end):
+        def objective(p, coeffs=coeffs):
+            return jnp.mean(losses.taylor_nce_loss(coeffs, model.apply(p, x), y))
+
+        last_loss, grads = jax.value_and_grad(objective)(params)
+        params = jax.tree.map(lambda p, g: p - 0.5 * g, params, grads)
+    pred = jnp.argmax(model.apply(params, tiny_data.x_val), -1)
+    got = jax.jit(inner.make_inner_train(cfg))(jnp.asarray(np.r_[start, end_w]), key,
+                                               tiny_data)
+    n_val = tiny_data.y_val.shape[0]
+    expected = float(jnp.mean(pred == tiny_data.y_val))
+    np.testing.assert_allclose(float(got.val_acc), expected, atol=1.01 / n_val)
+    np.testing.assert_allclose(float(got.train_loss), float(last_loss), rtol=1e-5)
+    # The "arl" loss with a scheduled family gets the progress as well.
+    arl = dataclasses.replace(cfg, loss="arl", loss_hparams={
+        "coeffs": np.r_[start, end_w], "family": "taylor_nce_sched"})
+    via_arl = jax.jit(inner.make_inner_train(arl))(jnp.ones(1), key, tiny_data)
+    assert_metrics_close(via_arl, got, n_val, tiny_data.y_test.shape[0])
+    # The other way round (end weights first) is another run.
+    swapped = np.r_[end, start[0], start[2:]]
+    other = jax.jit(inner.make_inner_train(cfg))(jnp.asarray(swapped), key, tiny_data)
+    assert abs(float(other.train_loss) - float(got.train_loss)) > 1e-3
 
 
 @pytest.mark.parametrize(

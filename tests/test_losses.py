@@ -3,6 +3,7 @@
 Values are checked against independent float64 numpy versions of each formula.
 """
 
+import functools
 import json
 import pathlib
 
@@ -162,7 +163,7 @@ def test_published_defaults():
     assert defaults["anl_ce"] == {"alpha": 1.0, "beta": 1.0}
     assert defaults["bootstrap_soft"] == {"beta": 0.95}
     assert defaults["bootstrap_hard"] == {"beta": 0.8}
-    assert defaults["arl"] == {"coeffs": None, "family": None}
+    assert defaults["arl"] == {"coeffs": None, "family": None, "progress": None}
     assert defaults["cross_entropy"] == defaults["mae"] == defaults["nnce"] == {}
 
 
@@ -254,6 +255,43 @@ def test_taylor_anl_matches_numpy_and_contains_taylor_nce_and_anl_ce():
         losses.taylor_anl_loss(np.ones(3), logits, labels)
 
 
+def test_taylor_nce_sched_moves_linearly_from_start_to_end():
+    logits, labels = _points()
+    start = np.array([0.8, 0.4, -1.5, 0.7, 2.0], np.float32)  # a, c, theta_1..3
+    end_w = np.array([2.0, -0.5, 0.0, 1.0], np.float32)  # a, theta_1..3 at the end
+    params = np.r_[start, end_w]
+    end = np.r_[end_w[0], start[1], end_w[1:]]  # c is shared
+    nce, py = np_loss("nce", logits, labels), _np_probs(logits, labels)[3]
+    for t in (0.0, 0.25, 1.0):
+        w = (1 - t) * start + t * end
+        np.testing.assert_allclose(
+            losses.taylor_nce_sched_loss(params, logits, labels, t),
+            w[0] * nce + np_taylor(w[1:], py), rtol=1e-5, atol=1e-6)
+    # Traced progress (as in the engine's scan) and the family_loss dispatch.
+    traced = jax.jit(lambda t: losses.family_loss("taylor_nce_sched", params, logits,
+                                                  labels, t))(0.25)
+    np.testing.assert_allclose(
+        traced, losses.taylor_nce_sched_loss(params, logits, labels, 0.25), rtol=1e-4,
+        atol=1e-6)
+    # Equal ends: the constant taylor_nce loss at every progress (embed_coeffs).
+    const = losses.embed_coeffs("taylor_nce", start, "taylor_nce_sched")
+    np.testing.assert_allclose(const, np.r_[start, start[0], start[2:]], rtol=1e-7)
+    for t in (0.0, 0.6):
+        np.testing.assert_allclose(
+            losses.taylor_nce_sched_loss(np.asarray(const), logits, labels, t),
+            losses.taylor_nce_loss(start, logits, labels), rtol=1e-6)
+    with pytest.raises(ValueError, match="changes over training"):
+        losses.arl_loss(logits, labels, params, "taylor_nce_sched")
+    with pytest.raises(ValueError, match=r"progress must be in \[0, 1\]"):
+        losses.arl_loss(logits, labels, params, "taylor_nce_sched", progress=1.5)
+    with pytest.raises(ValueError, match="odd length"):
+        losses.taylor_nce_sched_loss(params[:-1], logits, labels, 0.5)
+    # Other families ignore progress.
+    np.testing.assert_allclose(
+        losses.arl_loss(logits, labels, start, "taylor_nce", progress=0.3),
+        losses.taylor_nce_loss(start, logits, labels))
+
+
 def test_taylor_series_approaches_cross_entropy():
     p_y = np.linspace(0.3, 0.999, 50)
     logits, labels = _logits_for(p_y), np.zeros(50, np.int32)
@@ -285,7 +323,7 @@ def test_taylorglo_init_is_scaled_second_order_ce():
 @pytest.mark.parametrize(("family", "order", "n"),
                          [("taylor", 1, 2), ("taylor", 4, 5), ("taylorglo", 3, 8),
                           ("taylor_nce", 4, 6), ("taylor_ce_nce", 4, 7),
-                          ("taylor_anl", 2, 5)])
+                          ("taylor_anl", 2, 5), ("taylor_nce_sched", 4, 11)])
 def test_family_num_params_and_init(family, order, n):
     assert losses.family_num_params(family, order) == n
     init = losses.family_init(family, order)
@@ -298,6 +336,9 @@ def test_family_num_params_and_init(family, order, n):
         np.testing.assert_array_equal(init[:weights], 0.0)
         taylor = losses.family_init("taylor", order)
         np.testing.assert_array_equal(init[weights:], taylor)
+    if family == "taylor_nce_sched":  # taylor_nce's start, the same at the end
+        base = losses.family_init("taylor_nce", order)
+        np.testing.assert_array_equal(init, np.r_[base, base[0], base[2:]])
 
 
 @pytest.mark.parametrize("name",
@@ -417,10 +458,14 @@ SEARCH_K = [2.4837, 3.6713, 14.2350, -5.6797, -1.7370, -10.2054, -0.3614]  # c =
     ("taylor_nce", [6.7377, 0.0601, -10.0108, 0.4395, 1.3833, -2.4688]),
     ("taylor", [0.3, -2.0, 1.5, -0.7]),
     ("taylor_anl", [0.9, 1.3, 0.2, -2.0, 0.8, 0.5]),
+    ("taylor_nce_sched", [1.5, 0.3, -2.0, 0.8, 0.4, 3.0, -4.0, -1.0, 0.5]),
 ])
-def test_normalise_coeffs_keeps_the_gradients_up_to_a_positive_factor(family, coeffs):
+@pytest.mark.parametrize("progress", [0.0, 0.7])
+def test_normalise_coeffs_keeps_the_gradients_up_to_a_positive_factor(
+    family, coeffs, progress
+):
     normal, scale = losses.normalise_coeffs(family, coeffs)
-    fn = losses.FAMILIES[family]
+    fn = functools.partial(losses.family_loss, family, progress=progress)
     logits, labels = _points()
 
     def grad(params):
@@ -431,11 +476,14 @@ def test_normalise_coeffs_keeps_the_gradients_up_to_a_positive_factor(family, co
     assert scale > 0 and np.isfinite(g_normal).all()
     np.testing.assert_allclose(g_raw / scale, g_normal, rtol=2e-3, atol=1e-6)
     # Centred at p_y = 1, and it falls by ln C from uniform to perfect, like CE.
-    centre = {"taylor": 0, "taylor_nce": 1, "taylor_ce_nce": 2, "taylor_anl": 2}
+    # (A scheduled loss falls by ln C at mid-training, the mean of its two ends.)
+    centre = {"taylor": 0, "taylor_nce": 1, "taylor_ce_nce": 2, "taylor_anl": 2,
+              "taylor_nce_sched": 1}
     assert normal[centre[family]] == 1.0
     uniform, perfect = np.zeros((1, C), np.float32), np.full((1, C), -60.0, np.float32)
     perfect[0, 0] = 60.0
-    drop = fn(jnp.asarray(normal), uniform, np.zeros(1, np.int32)) - fn(
+    at = functools.partial(fn, progress=0.5) if family == "taylor_nce_sched" else fn
+    drop = at(jnp.asarray(normal), uniform, np.zeros(1, np.int32)) - at(
         jnp.asarray(normal), perfect, np.zeros(1, np.int32))
     np.testing.assert_allclose(drop, np.log(C), rtol=1e-4)
     # The normal form is a fixed point.
@@ -466,6 +514,7 @@ def test_normalise_coeffs_turns_search_k_into_a_readable_loss():
     ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_nce"),
     ("taylor", [0.3, -2.0, 1.5], "taylor_anl"),
     ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_anl"),
+    ("taylor", [0.3, -2.0, 1.5], "taylor_nce_sched"),
 ])
 def test_embed_coeffs_writes_the_same_loss_in_a_larger_family(family, coeffs, into):
     logits, labels = _points()
@@ -473,16 +522,19 @@ def test_embed_coeffs_writes_the_same_loss_in_a_larger_family(family, coeffs, in
     order = len(coeffs) - losses.family_num_params(family, 1) + 1
     assert len(big) == losses.family_num_params(into, order)
     np.testing.assert_allclose(
-        losses.FAMILIES[into](jnp.asarray(big), logits, labels),
+        losses.family_loss(into, jnp.asarray(big), logits, labels, progress=0.4),
         losses.FAMILIES[family](jnp.asarray(coeffs), logits, labels), rtol=1e-6)
     with pytest.raises(ValueError, match="does not contain"):
         losses.embed_coeffs(into, big, "taylor")
 
 
 @pytest.mark.parametrize(("family", "into"), [("taylor_ce_nce", "taylor_anl"),
-                                              ("taylor_anl", "taylor_ce_nce")])
+                                              ("taylor_anl", "taylor_ce_nce"),
+                                              ("taylor_anl", "taylor_nce_sched"),
+                                              ("taylor_nce_sched", "taylor_nce")])
 def test_embed_coeffs_refuses_a_family_that_is_not_contained(family, into):
-    # Both have two weights, but CE is not NNCE: neither holds the other.
+    # Both have two weights, but CE is not NNCE: neither holds the other; a loss
+    # that changes over training is in no constant family.
     with pytest.raises(ValueError, match="does not contain"):
         losses.embed_coeffs(family, [1.0, 1.0, 1.0, -1.0], into)
 
@@ -492,6 +544,8 @@ def test_embed_coeffs_refuses_a_family_that_is_not_contained(family, into):
     (("taylor", [1.0, 2.0]), "does not fall"),  # increasing in p_y
     (("taylor", [1.0, -1.0], 1), "num_classes"),
     (("taylor_nce", [1.0, 1.0]), "order"),  # no theta at all
+    (("taylor_nce_sched", [0.0, 1.0, 1.0, 0.0, 1.0]), "mid-training"),  # rising
+    (("taylor_nce_sched", [0.0, 1.0, 1.0, 0.0]), "odd length"),
 ])
 def test_normalise_coeffs_rejects_what_it_cannot_normalise(args, match):
     with pytest.raises(ValueError, match=match):
