@@ -124,6 +124,12 @@ def heldout_comparison(
             f"{name:<16}{100 * s['test_acc_mean']:>9.2f}%"
             f"{100 * s['test_acc_std']:>7.2f}"
         )
+    acc = {name: s["test_acc_mean"] for name, s in summary.items()}
+    if acc["learned"] < acc["cross_entropy"]:
+        gap = 100 * (acc["cross_entropy"] - acc["learned"])
+        print(f"warning: the learned loss is {gap:.2f} points below cross-entropy on "
+              f"{cfg.holdout}: it did not transfer there (experiments.ship_loss "
+              "refuses it without --force)")
     return {
         "dataset": cfg.holdout,
         "noise": cfg.holdout_noise,

@@ -268,7 +268,9 @@ def test_ship_loss_writes_a_loadable_pretrained_file(full_run, tmp_path):
 
     out, _ = full_run
     dest = tmp_path / "arl.json"
-    ship_loss.ship(str(out), str(dest))
+    # force: this 4-generation toy search need not beat CE on its held-out data
+    # (the refusal is tested on real searches below).
+    ship_loss.ship(str(out), str(dest), force=True)
     info = json.loads(dest.read_text())
     best = json.loads((out / "best_loss.json").read_text())
     assert info["search_coeffs"] == best["coeffs"] and info["provisional"] is False
@@ -281,6 +283,26 @@ def test_ship_loss_writes_a_loadable_pretrained_file(full_run, tmp_path):
     assert np.isfinite(val).all()
     with pytest.raises(SystemExit):
         ship_loss.main([str(tmp_path / "nothing-here")])
+
+
+@pytest.mark.parametrize(("run", "match"), [
+    ("search_y", "below cross-entropy"),  # 11.15% against 78.16% on Fashion-MNIST
+    ("search_z", "changes over training"),  # a scheduled family
+])
+def test_ship_loss_refuses_what_should_not_be_the_default(run, match, tmp_path):
+    from experiments import ship_loss
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = os.path.join(root, "docs", "runs", run)
+    dest = tmp_path / "arl.json"
+    with pytest.raises(ValueError, match=match):
+        ship_loss.ship(src, str(dest))
+    assert not dest.exists()
+    with pytest.raises(SystemExit):
+        ship_loss.main([src, "--dest", str(dest)])
+    info = ship_loss.ship(src, str(dest), force=True)  # the researcher's call
+    assert json.loads(dest.read_text())["family"] == info["family"] == "taylor_nce_sched"
+    assert info["coeffs"] != info["search_coeffs"]  # in normal form
 
 
 def test_shipped_pretrained_loss_has_provenance():
