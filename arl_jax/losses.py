@@ -63,7 +63,7 @@ __all__ = [
     "normalise_coeffs", "poly1", "rce", "sce", "taylor_anl_loss", "taylor_ce",
     "taylor_ce_nce_loss", "taylor_loss",
     "taylor_nce_loss", "taylor_nce_sched_loss", "taylorglo_loss", "family_loss",
-    "SCHEDULED_FAMILIES", "validate_loss_inputs"
+    "SCHEDULED_FAMILIES", "scheduled_params", "validate_loss_inputs"
 ]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -240,11 +240,16 @@ def scheduled_params(family: str, params, progress) -> jax.Array:
     Returns:
       ``[m]`` float32 parameters of the base family.
     """
-    i, m = _split_scheduled(family, params)
-    params = jnp.asarray(params, jnp.float32)
-    start = params[:m]
-    end = jnp.concatenate([params[m:m + i], params[i:i + 1], params[m + i:]])
+    start, end = _scheduled_ends(family, jnp.asarray(params, jnp.float32), jnp)
     return start + _check_progress(progress) * (end - start)
+
+
+def _scheduled_ends(family: str, params, xp=np):
+    """The base family's vectors ``(start, end)`` of a scheduled `family`'s params
+    (``xp``: numpy or jax.numpy)."""
+    i, m = _split_scheduled(family, params)
+    end = xp.concatenate([params[m:m + i], params[i:i + 1], params[m + i:]])
+    return params[:m], end
 
 
 def taylor_nce_sched_loss(
@@ -475,10 +480,9 @@ def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, 
     params = np.asarray(coeffs, np.float64)
     if family in SCHEDULED_FAMILIES:  # both ends re-centred, one factor for both
         base = SCHEDULED_FAMILIES[family]
-        i, m = _split_scheduled(family, params)
-        end = np.concatenate([params[m:m + i], params[i:i + 1], params[m + i:]])
+        i = len(_POLY_WEIGHTS[base])
         (start, d0), (end, d1) = (_recentre(base, v, num_classes)
-                                  for v in (params[:m], end))
+                                  for v in _scheduled_ends(family, params))
         out, drop = np.concatenate([start, end[:i], end[i + 1:]]), (d0 + d1) / 2
         what = "at mid-training (the mean of the two ends) "
     else:
