@@ -63,7 +63,7 @@ __all__ = [
     "normalise_coeffs", "poly1", "rce", "sce", "taylor_anl_loss", "taylor_ce",
     "taylor_ce_nce_loss", "taylor_loss",
     "taylor_nce_loss", "taylor_nce_sched_loss", "taylorglo_loss", "family_loss",
-    "SCHEDULED_FAMILIES", "scheduled_params", "validate_loss_inputs"
+    "SCHEDULED_FAMILIES", "loss_falls", "scheduled_params", "validate_loss_inputs"
 ]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -332,6 +332,37 @@ def family_loss(family: str, params, logits, labels, progress=None) -> jax.Array
     if family in SCHEDULED_FAMILIES:
         return FAMILIES[family](params, logits, labels, progress)
     return FAMILIES[family](params, logits, labels)
+
+
+def loss_falls(family: str, params, num_classes: int = 10) -> np.ndarray:
+    """Whether each loss of `family` falls from a uniform prediction to a perfect one.
+
+    A loss that rises instead (it pays the network to move away from the label) is no
+    loss to train with. For a scheduled family the drop is linear in the progress, so
+    it is checked at the start and the end, which covers every point between.
+
+    Args:
+      family: a key of `FAMILIES`.
+      params: ``[..., P]`` parameter vectors.
+      num_classes: ``C`` of the reference predictions.
+
+    Returns:
+      ``[...]`` bool numpy array.
+    """
+    uniform = jnp.zeros((1, num_classes), jnp.float32)
+    perfect = jnp.full((1, num_classes), -30.0, jnp.float32).at[0, 0].set(30.0)
+    label = jnp.zeros((1,), jnp.int32)
+
+    def drop(p, progress):
+        return (family_loss(family, p, uniform, label, progress)
+                - family_loss(family, p, perfect, label, progress))[0]
+
+    params = jnp.asarray(params, jnp.float32)
+    flat = params.reshape(-1, params.shape[-1])
+    ends = (0.0, 1.0) if family in SCHEDULED_FAMILIES else (0.0,)
+    ok = jnp.all(jnp.stack([jax.vmap(lambda p, t=t: drop(p, t))(flat) > 0
+                            for t in ends]), axis=0)
+    return np.asarray(ok).reshape(params.shape[:-1])
 
 
 def family_num_params(family: str, order: int) -> int:

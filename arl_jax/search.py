@@ -296,6 +296,26 @@ def fitness_from(val_acc: np.ndarray, mode: str = "mean") -> np.ndarray:
     return -ranks.mean(axis=1) / max(val_acc.shape[0] - 1, 1)
 
 
+def reject_rising(cfg: SearchConfig, population, res: dict) -> dict:
+    """`res` with ``falls [pop]`` added; in a scheduled family a candidate whose loss
+    rises from a uniform to a perfect prediction, at the start or at the end of
+    training (`losses.loss_falls`), scores validation accuracy 0, like a diverged one.
+
+    A meta-train run's last steps have almost no learning rate left (cosine decay),
+    so its accuracy cannot see what a scheduled loss's end weights do, and a search
+    can drift to end weights that push the network away from the labels; a longer
+    run then collapses (searches Y and AA in docs/RESULTS.md reached chance on
+    Fashion-MNIST). A constant family's loss acts over the whole run, where fitness
+    sees it, so it is left alone (and the default search unchanged).
+    """
+    falls = np.ones(len(population), bool)
+    if cfg.family in losses.SCHEDULED_FAMILIES:
+        falls = losses.loss_falls(cfg.family, population)
+    shape = (-1,) + (1,) * (np.ndim(res["val_acc"]) - 1)
+    return {**res, "falls": falls,
+            "val_acc": np.where(falls.reshape(shape), res["val_acc"], 0.0)}
+
+
 def generation_keys(cfg: SearchConfig, generation: int) -> tuple[jax.Array, ...]:
     """(ask, eval, tell) keys of `generation`; derived, so a resumed run repeats
     them exactly."""
@@ -333,7 +353,7 @@ def run_generation(
     k_ask, k_eval, k_tell = generation_keys(cfg, generation)
     population, state = _ask(es, k_ask, state, es_params)  # [pop, P]
     task_list = pool.sample(task_rng(cfg, generation), cfg.tasks)
-    res = pool.evaluate(population, task_list, k_eval)
+    res = reject_rising(cfg, population, pool.evaluate(population, task_list, k_eval))
     fitness = fitness_from(res["val_acc"], cfg.fitness)  # [pop]
     state, _ = _tell(es, k_tell, population, jnp.asarray(fitness), state, es_params)
     state = fix_dtypes(state)
@@ -348,6 +368,7 @@ def run_generation(
         "mean_val_acc": float(res["val_acc"].mean()),
         "best_test_acc": float(res["test_acc"][best].mean()),
         "diverged_fraction": float(res["diverged"].mean()),
+        "rejected_fraction": float(1.0 - res["falls"].mean()),
         "es_mean": np.asarray(state.mean).tolist(),
         "es_std": float(state.std),
         "tasks": [dataclasses.asdict(t) for t in task_list],
@@ -370,7 +391,8 @@ def select_final(
     padded = np.concatenate([candidates, np.repeat(candidates[-1:], cfg.pop - n, 0)])
     task_list = pool.sample(np.random.default_rng([cfg.seed, 10**6]), cfg.select_tasks)
     key = jax.random.fold_in(jax.random.key(cfg.seed), 10**6)
-    res = pool.evaluate(jnp.asarray(padded, jnp.float32), task_list, key)
+    res = reject_rising(
+        cfg, padded, pool.evaluate(jnp.asarray(padded, jnp.float32), task_list, key))
     # Ranks are taken among the real candidates only, not the padding copies.
     fitness = fitness_from(res["val_acc"][:n], cfg.fitness)
     return int(np.argmin(fitness)), fitness

@@ -306,6 +306,30 @@ def test_ship_loss_refuses_what_should_not_be_the_default(run, match, tmp_path):
     assert info["coeffs"] != info["search_coeffs"]  # in normal form
 
 
+def test_scheduled_search_rejects_losses_that_rise():
+    # Searches Y and AA ended with losses that rise from a uniform to a perfect
+    # prediction (and collapsed on Fashion-MNIST); Z's falls at both ends.
+    from arl_jax import losses
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pop = np.array([json.loads(open(os.path.join(
+        root, "docs", "runs", f"search_{r}", "best_loss.json")).read())["coeffs"]
+        for r in ("y", "z")])
+    np.testing.assert_array_equal(losses.loss_falls("taylor_nce_sched", pop),
+                                  [False, True])
+    res = {"val_acc": np.full((2, 3, 1), 0.7), "diverged": np.zeros((2, 3, 1), bool)}
+    cfg = search.SearchConfig(family="taylor_nce_sched")
+    out = search.reject_rising(cfg, pop, res)
+    np.testing.assert_array_equal(out["val_acc"][:, :, 0], [[0, 0, 0], [0.7] * 3])
+    np.testing.assert_array_equal(out["falls"], [False, True])
+    np.testing.assert_allclose(search.fitness_from(out["val_acc"]), [0.0, -0.7])
+    # A constant family's candidates are left to the fitness (the default search).
+    rising = np.array([[0.0, 1.0, 1.0, 0.0, 0.0, 0.0], [1.54, 1, -3.1, -2, -1.8, -.56]])
+    assert losses.loss_falls("taylor_nce", rising).tolist() == [False, True]
+    kept = search.reject_rising(search.SearchConfig(), rising, res)
+    np.testing.assert_array_equal(kept["val_acc"], res["val_acc"])
+
+
 def test_shipped_pretrained_loss_has_provenance():
     from arl_jax import losses
 
