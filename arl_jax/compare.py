@@ -32,8 +32,10 @@ class LossSpec:
 
 
 def baseline_specs(names: Sequence[str] | None = None) -> list[LossSpec]:
-    """Baselines at their published defaults (every registered loss but `arl`)."""
-    names = names or [n for n in losses.LOSSES if n != "arl"]
+    """Baselines at their published defaults (``None``: every registered loss but
+    `arl`; an empty list: none)."""
+    if names is None:
+        names = [n for n in losses.LOSSES if n != "arl"]
     return [LossSpec(n, n) for n in names]
 
 

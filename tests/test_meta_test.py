@@ -199,3 +199,19 @@ def test_lists_take_commas_or_spaces():
     assert parse(["--noise", "symmetric:0.2,0.4"]).noise == ("symmetric:0.2,0.4",)
     with pytest.raises(SystemExit):
         parse(["--archs", "mlp,vit"])
+
+
+def test_losses_arl_runs_no_baseline(tmp_path):
+    # `--losses arl --loss-file F` compares the shipped loss with a search's only;
+    # an empty baseline list once fell back to every baseline.
+    best = tmp_path / "search_q" / "best_loss.json"
+    best.parent.mkdir()
+    best.write_text(json.dumps(losses.load_pretrained()))
+    parse = lambda argv: cli.parse_config(meta_test.MetaTestConfig, argv)[0]  # noqa: E731
+    names = [s.name for s in meta_test.loss_specs(
+        parse(["--losses", "arl", "--loss-file", str(best)]))]
+    assert names == ["arl", "arl[search_q]"]
+    assert [s.name for s in meta_test.loss_specs(parse(["--losses", "gce"]))] == ["gce"]
+    every = meta_test.loss_specs(parse(["--losses", "all"]))
+    assert len(every) == len(losses.LOSSES)  # the shipped loss and every baseline
+    assert compare.baseline_specs([]) == []
