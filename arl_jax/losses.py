@@ -335,34 +335,33 @@ def family_loss(family: str, params, logits, labels, progress=None) -> jax.Array
 
 
 def loss_falls(family: str, params, num_classes: int = 10) -> np.ndarray:
-    """Whether each loss of `family` falls from a uniform prediction to a perfect one.
+    """Whether each loss of a polynomial `family` falls from a uniform prediction to
+    a perfect one (the drop `normalise_coeffs` divides by is positive).
 
     A loss that rises instead (it pays the network to move away from the label) is no
     loss to train with. For a scheduled family the drop is linear in the progress, so
     it is checked at the start and the end, which covers every point between.
 
     Args:
-      family: a key of `FAMILIES`.
+      family: a polynomial family (`POLYNOMIAL_FAMILIES`).
       params: ``[..., P]`` parameter vectors.
       num_classes: ``C`` of the reference predictions.
 
     Returns:
       ``[...]`` bool numpy array.
     """
-    uniform = jnp.zeros((1, num_classes), jnp.float32)
-    perfect = jnp.full((1, num_classes), -30.0, jnp.float32).at[0, 0].set(30.0)
-    label = jnp.zeros((1,), jnp.int32)
+    if family not in POLYNOMIAL_FAMILIES:
+        raise ValueError(f"loss_falls handles {sorted(POLYNOMIAL_FAMILIES)}; got "
+                         f"family {family!r}")
+    base = SCHEDULED_FAMILIES.get(family, family)
+    params = np.asarray(params, np.float64)
 
-    def drop(p, progress):
-        return (family_loss(family, p, uniform, label, progress)
-                - family_loss(family, p, perfect, label, progress))[0]
+    def falls(p):
+        ends = _scheduled_ends(family, p) if base != family else (p,)
+        return all(_recentre(base, v, num_classes)[1] > 0 for v in ends)
 
-    params = jnp.asarray(params, jnp.float32)
     flat = params.reshape(-1, params.shape[-1])
-    ends = (0.0, 1.0) if family in SCHEDULED_FAMILIES else (0.0,)
-    ok = jnp.all(jnp.stack([jax.vmap(lambda p, t=t: drop(p, t))(flat) > 0
-                            for t in ends]), axis=0)
-    return np.asarray(ok).reshape(params.shape[:-1])
+    return np.array([falls(p) for p in flat], bool).reshape(params.shape[:-1])
 
 
 def family_num_params(family: str, order: int) -> int:
