@@ -11,6 +11,9 @@
 set -uo pipefail
 OUT=${OUT:-runs/demo_gpu}
 source experiments/gpu_env.sh
+# A warm machine keeps /tmp between calls: a search left there would be resumed, and
+# its best_loss.json copied as this one's.
+rm -rf /tmp/demo_gpu
 start=$(date +%s)
 timeout "${SEARCH_TIMEOUT:-330}" python3 -m experiments.meta_search --seed 2 \
   --out /tmp/demo_gpu ${SEARCH_ARGS:-} 2>&1 | tr '\r' '\n' | grep -v '^ *$' \

@@ -54,7 +54,44 @@ def resolve_config(argv: list[str] | None) -> search.SearchConfig:
             saved = json.load(fh)
         saved.update(resume=cfg.resume, out=cfg.resume)
         cfg = search.SearchConfig(**saved)
+    elif os.path.exists(os.path.join(cfg.out, checkpoint.CHECKPOINT)):
+        # Rerunning the same command continues the search in --out (after a kill, or
+        # with more --generations); other settings would silently continue, or crash
+        # in, a search that was run with the old ones.
+        changes = search_changes(cfg.out, cfg)
+        if changes:
+            parser.error(
+                f"--out {cfg.out} holds a search run with other settings "
+                f"({'; '.join(changes)}): continue it with --resume {cfg.out}, "
+                "or choose another --out"
+            )
     return cfg
+
+
+# Settings that a search in --out may be continued with when they differ: more
+# generations, and what happens after the generations (selection, held-out check).
+CONTINUABLE = ("generations", "select_tasks", "holdout", "holdout_noise",
+               "holdout_steps", "out", "resume", "distributed")  # fmt: skip
+
+
+def search_changes(run_dir: str, cfg: search.SearchConfig) -> list[str]:
+    """`--flag: before -> now` for each setting of `cfg` that differs from the search
+    recorded in `run_dir`/config.json, except those in `CONTINUABLE` (a checkpoint
+    without a readable config.json counts as a change)."""
+    path = os.path.join(run_dir, "config.json")
+    try:
+        with open(path) as fh:
+            before = json.load(fh)
+    except (OSError, ValueError):
+        return [f"no readable {path}"]
+    changes = []
+    for field in dataclasses.fields(cfg):
+        if field.name in CONTINUABLE:
+            continue
+        old, now = before.get(field.name, field.default), getattr(cfg, field.name)
+        if old != now:
+            changes.append(f"--{field.name.replace('_', '-')}: {old} -> {now}")
+    return changes
 
 
 def write_metrics(run_dir: str, history: list[dict]) -> None:

@@ -121,6 +121,36 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(full_run, tmp_path):
     assert [r["generation"] for r in lines] == [0, 1, 2, 3]
 
 
+def test_out_with_a_search_of_other_settings_is_refused(tmp_path, capsys):
+    # A rerun of the same command continues the search in --out (more generations
+    # allowed); other settings would continue, or crash in, the old search (a GPU
+    # session's second search resumed the first one's checkpoint this way).
+    out = tmp_path / "run"
+    out.mkdir()
+    argv = [*TINY, "--generations", "4", "--out", str(out)]
+    cfg = meta_search.resolve_config(argv)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
+    assert meta_search.resolve_config(argv) == cfg  # no checkpoint yet
+    (out / "checkpoint.pkl").write_bytes(b"")
+    assert meta_search.resolve_config(argv) == cfg
+    more = meta_search.resolve_config([*argv, "--generations", "6", "--holdout="])
+    assert (more.generations, more.holdout) == (6, "")
+    for flags, change in [
+        (["--family", "taylor_nce_sched"], "--family: taylor_nce -> taylor_nce_sched"),
+        (["--seed", "5"], "--seed: 0 -> 5"),
+        (["--archs", "mlp"], "--archs: mlp-s -> mlp"),
+    ]:
+        with pytest.raises(SystemExit) as err:
+            meta_search.resolve_config([*argv, *flags])
+        assert err.value.code == 2
+        msg = capsys.readouterr().err
+        assert change in msg and f"--resume {out}" in msg, msg
+    (out / "config.json").unlink()
+    with pytest.raises(SystemExit):
+        meta_search.resolve_config(argv)
+    assert "no readable" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
