@@ -156,7 +156,20 @@ def test_paired_differences_compare_seed_by_seed():
         "| c | +0.00 ± 2.00 | 1 of 2 |")
     assert report.paired_tables(rows, "nonexistent") == ""
     summary = meta_test.bar_check(rows)
-    assert summary["mlp"]["paired_minus_arl"]["b"]["mean"] == pytest.approx(2.0)
+    assert summary["mlp"]["reference"] == "arl"
+    assert summary["mlp"]["paired_minus_reference"]["b"]["mean"] == pytest.approx(2.0)
+    assert summary["mlp"]["ranking"][0] == "b"
+    # Without the shipped loss, summary.json compares with the first learned loss,
+    # as results.md does (`meta_test --losses nce_mae --loss-file RUN/best_loss.json`).
+    renamed = [{**r, "loss": "arl[run]"} if r["loss"] == "arl" else r for r in rows]
+    assert meta_test.learned_reference(renamed) == "arl[run]"
+    other = meta_test.bar_check(renamed)["mlp"]
+    assert other["reference"] == "arl[run]"
+    assert other["paired_minus_reference"]["b"]["mean"] == pytest.approx(2.0)
+    assert "reference_minus_ce_sym0.6" not in other  # no cross-entropy rows
+    plain = [r for r in rows if r["loss"] in ("b", "c")]
+    assert meta_test.learned_reference(plain) is None
+    assert "paired_minus_reference" not in meta_test.bar_check(plain)["mlp"]
 
 
 @pytest.mark.parametrize(
