@@ -93,6 +93,20 @@ def parse_config(
     return cfg, parser
 
 
+def config_changes(saved: dict, cfg: Any, names: Sequence[str]) -> list[str]:
+    """`--flag: before -> now` for each field in `names` whose value in the dataclass
+    `cfg` differs from the `saved` config (as written to a run's config.json; a field
+    missing there, from an older version, counts as its default)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+    changes = []
+    for name in names:
+        old, now = saved.get(name, defaults[name]), getattr(cfg, name)
+        old, now = (list(v) if isinstance(v, tuple | list) else v for v in (old, now))
+        if old != now:
+            changes.append(f"{flag_name(name)}: {old} -> {now}")
+    return changes
+
+
 def atomic_write_text(path: str, text: str) -> None:
     """Write `text` to `path` so that a reader (or a crash) never sees half a file."""
     tmp = f"{path}.tmp.{os.getpid()}"

@@ -84,14 +84,8 @@ def search_changes(run_dir: str, cfg: search.SearchConfig) -> list[str]:
             before = json.load(fh)
     except (OSError, ValueError):
         return [f"no readable {path}"]
-    changes = []
-    for field in dataclasses.fields(cfg):
-        if field.name in CONTINUABLE:
-            continue
-        old, now = before.get(field.name, field.default), getattr(cfg, field.name)
-        if old != now:
-            changes.append(f"--{field.name.replace('_', '-')}: {old} -> {now}")
-    return changes
+    names = [f.name for f in dataclasses.fields(cfg) if f.name not in CONTINUABLE]
+    return cli.config_changes(before, cfg, names)
 
 
 def write_metrics(run_dir: str, history: list[dict]) -> None:

@@ -135,16 +135,7 @@ def recipe_changes(out: str, rows: list[dict], cfg: MetaTestConfig) -> list[str]
     if not rows or not os.path.exists(path):
         return []
     with open(path) as fh:
-        before = json.load(fh)
-    defaults = {f.name: f.default for f in dataclasses.fields(MetaTestConfig)}
-    changes = []
-    for name in RECIPE:
-        old = before.get(name, defaults[name])  # older files lack newer fields
-        now = getattr(cfg, name)
-        old, now = (list(v) if isinstance(v, tuple | list) else v for v in (old, now))
-        if old != now:
-            changes.append(f"--{name.replace('_', '-')}: {old} -> {now}")
-    return changes
+        return cli.config_changes(json.load(fh), cfg, RECIPE)
 
 
 def learned_coeffs_in(out: str, rows: list[dict], specs) -> dict:
