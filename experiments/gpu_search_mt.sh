@@ -8,8 +8,8 @@
 # = python -m experiments.meta_search $SEARCH_ARGS --seed 2 --out /tmp/demo_gpu
 #   python -m experiments.meta_test --dataset fashion_mnist \
 #       --noise symmetric:0.2,0.4,0.6,0.8 asymmetric:0.2,0.4 --archs lenet,mlp \
-#       --losses $MT_LOSSES --loss-file runs/$NAME/best_loss.json --seeds 3 \
-#       --steps 5000 --train-size 10000 --out $OUT/m/mt
+#       --losses $MT_LOSSES --loss-file runs/$NAME/best_loss.json $MT_LOSS_FILES \
+#       --seeds 3 --steps 5000 --train-size 10000 --out $OUT/m/mt
 #
 # Set-up as experiments/gpu_env.sh says (.whl/ and .fmnist/ carried). The meta-test
 # gets what is left of TOTAL seconds after the search; its rows are written as they
@@ -24,11 +24,15 @@ mkdir -p "$OUT0"
 OUT=$OUT0/s SEARCH_TIMEOUT=${SEARCH_TIMEOUT:-330} SEARCH_ARGS="${SEARCH_ARGS:---pop 64 \
 --generations 30 --tasks 12 --select-tasks 12 --fitness rank --holdout=}" \
   bash experiments/gpu_search.sh
-loss_file=()
+# MT_LOSS_FILES: more best_loss.json files for the meta-test (a second --loss-file
+# in MT_EXTRA would replace this search's).
+files=(${MT_LOSS_FILES:-})
 if [ -f /tmp/demo_gpu/best_loss.json ]; then
   mkdir -p "runs/$NAME" && cp /tmp/demo_gpu/best_loss.json "runs/$NAME/"
-  loss_file=(--loss-file "runs/$NAME/best_loss.json")
+  files=("runs/$NAME/best_loss.json" "${files[@]}")
 fi
+loss_file=()
+[ ${#files[@]} -gt 0 ] && loss_file=(--loss-file "${files[@]}")
 left=$(( TOTAL - ($(date +%s) - start) ))
 echo "meta-test gets ${left} s"
 OUT=$OUT0/m MT_TIMEOUT=$left MT_ARCHS=${MT_ARCHS:-lenet,mlp} MT_ARGS="--steps \
