@@ -172,6 +172,36 @@ def test_paired_differences_compare_seed_by_seed():
     assert "paired_minus_reference" not in meta_test.bar_check(plain)["mlp"]
 
 
+def test_bar_check_judges_the_bar_against_the_hand_designed_losses():
+    def row(loss, noise, acc):
+        return dict(dataset="d", arch="mlp", noise=noise, kind=noise.split(":")[0],
+                    rate=0.6, loss=loss, seed=0, val_acc=acc, test_acc=acc,
+                    train_loss=0.0, diverged=False, seconds=0.0)  # fmt: skip
+
+    accs = {  # (symmetric 0.6, symmetric 0.8)
+        "arl": (0.80, 0.70), "cross_entropy": (0.60, 0.40), "gce": (0.79, 0.60),
+        "arl[other]": (0.90, 0.80),  # a learned candidate is no rival
+    }  # fmt: skip
+    rows = [row(n, z, a[i]) for n, a in accs.items()
+            for i, z in enumerate(("symmetric:0.6", "symmetric:0.8"))]  # fmt: skip
+    bar = meta_test.bar_check(rows)["mlp"]["bar"]
+    assert bar == {"criterion_1_met": True, "criterion_2_met": True,
+                   "reference_rank": 1, "losses": 3, "best": "arl"}  # fmt: skip
+    text = meta_test.bar_text(meta_test.bar_check(rows))
+    assert "+20.00 points: criterion 1 met" in text and "1 of 3" in text
+    # 14 points over CE at symmetric 0.6 and a better hand-designed loss: both fail.
+    arl6 = ("arl", "symmetric:0.6")
+    rows = [dict(r, test_acc=0.74) if (r["loss"], r["noise"]) == arl6 else r
+            for r in rows]  # fmt: skip
+    rows += [row("nce_rce", z, 0.76) for z in ("symmetric:0.6", "symmetric:0.8")]
+    bar = meta_test.bar_check(rows)["mlp"]["bar"]
+    assert bar["criterion_1_met"] is False and bar["criterion_2_met"] is False
+    assert (bar["reference_rank"], bar["best"]) == (2, "nce_rce")
+    text = meta_test.bar_text(meta_test.bar_check(rows))
+    assert "+14.00 points: criterion 1 not met" in text
+    assert "criterion 2 not met (nce_rce: 76.00%)" in text
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
