@@ -14,6 +14,12 @@ FIELDS = (
 )  # fmt: skip
 
 
+def is_learned(loss: str) -> bool:
+    """Whether a row's loss is a learned one: the shipped `arl` or a search's
+    `arl[RUN]` (`compare.loss_file_label`), not a hand-designed baseline."""
+    return loss.startswith("arl")
+
+
 def read_rows(path: str) -> list[dict]:
     """Rows of a meta-test CSV, numbers parsed; [] if the file does not exist."""
     if not os.path.exists(path):
@@ -227,7 +233,7 @@ def plot_accuracy_vs_noise(rows: list[dict], path: str) -> None:
                     continue
                 # More losses than colours: later ones get another line style.
                 style = {"ls": ("-", "--", ":")[(li // 10) % 3]}
-                if loss.startswith("arl"):
+                if is_learned(loss):
                     style = dict(lw=2.5, color="black", ls="-")
                 ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o",
                         label=loss, ms=3, **style)  # fmt: skip

@@ -240,9 +240,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
     writer.close()
     rows = report.read_rows(csv_path)
-    summary = bar_check(rows)
-    tables = report.markdown_tables(rows)
     reference = learned_reference(rows)
+    summary = bar_check(rows, reference)
+    tables = report.markdown_tables(rows)
     if reference:
         paired = report.paired_tables(rows, reference)
         tables += ("\n" + paired) if paired else ""
@@ -266,18 +266,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
 def learned_reference(rows: list[dict]) -> str | None:
     """The learned loss the others are compared with: the shipped `arl` if it ran,
     else the first `arl[...]` row's loss (None if no learned loss ran)."""
-    learned = [n for n in dict.fromkeys(r["loss"] for r in rows) if n.startswith("arl")]
+    names = dict.fromkeys(r["loss"] for r in rows)
+    learned = [n for n in names if report.is_learned(n)]
     return "arl" if "arl" in learned else (learned[0] if learned else None)
 
 
-def bar_check(rows: list[dict]) -> dict:
-    """The issue's bar per architecture for the `learned_reference` loss (the
-    shipped ARL if it ran): its accuracy minus CE's at symmetric 0.6, the ranking
-    of every loss by mean accuracy over the noisy settings, and every loss minus the
-    reference seed by seed (`report.paired_differences`), which says whether a gap
-    is beyond the spread over seeds."""
+def bar_check(rows: list[dict], ref: str | None = None) -> dict:
+    """The issue's bar per architecture for the learned loss `ref` (default:
+    `learned_reference`, the shipped ARL if it ran): its accuracy minus CE's at
+    symmetric 0.6, the ranking of every loss by mean accuracy over the noisy
+    settings, and every loss minus the reference seed by seed
+    (`report.paired_differences`), which says whether a gap is beyond the spread
+    over seeds."""
     agg = report.aggregate(rows)
-    ref = learned_reference(rows)
+    ref = ref or learned_reference(rows)
+    paired = report.paired_differences(rows, ref) if ref else {}
     out = {}
     for arch in sorted({r["arch"] for r in rows}):
         noisy = sorted({r["noise"] for r in rows if r["arch"] == arch} - {"none"})
@@ -291,16 +294,15 @@ def bar_check(rows: list[dict]) -> dict:
         ranked = sorted(means, key=means.get, reverse=True)
         entry = {"reference": ref, "mean_over_noisy": means, "ranking": ranked}
         sym6 = [(arch, "symmetric:0.6", n) for n in (ref, "cross_entropy")]
-        if ref is not None and all(k in agg for k in sym6):
+        if all(k in agg for k in sym6):
             entry["reference_minus_ce_sym0.6"] = agg[sym6[0]][0] - agg[sym6[1]][0]
-        paired = report.paired_differences(rows, ref).get(arch) if ref else None
-        if paired:
-            entry["paired_minus_reference"] = paired
+        if arch in paired:
+            entry["paired_minus_reference"] = paired[arch]
         if ref in means:
             gap = entry.get("reference_minus_ce_sym0.6")
             # The rivals are the hand-designed losses (other learned losses are
             # candidates for the reference's place, not rivals).
-            field = [n for n in ranked if n == ref or not n.startswith("arl")]
+            field = [n for n in ranked if n == ref or not report.is_learned(n)]
             entry["bar"] = {
                 "criterion_1_met": None if gap is None else 100 * gap >= BAR_POINTS,
                 "criterion_2_met": field[0] == ref,
