@@ -204,11 +204,11 @@ def to_markdown(summary: dict, names: list[str], n_rows: int) -> str:
     """Accuracy (%) by dataset and noise; the best of each row in bold."""
 
     def line(label: str, vals: dict) -> str:
-        best = max(vals.values())
-        cells = [
-            f"**{100 * v:.2f}**" if v == best else f"{100 * v:.2f}"
-            for v in (vals[n] for n in names)
-        ]
+        # Compared as printed: equal accuracies summed in another order differ in
+        # the last bits, and a tie should be marked on both sides.
+        texts = {n: f"{100 * vals[n]:.2f}" for n in names}
+        best = max(texts.values(), key=float)
+        cells = [f"**{t}**" if t == best else t for t in texts.values()]
         return f"| {label} | " + " | ".join(cells) + " |"
 
     out = [

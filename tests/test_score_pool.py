@@ -103,6 +103,17 @@ def test_paired_difference_and_its_standard_error():
     assert np.isnan(score_pool.paired(rows[:1], "a", "b")["se"])
 
 
+def test_markdown_marks_every_loss_tied_at_the_printed_precision():
+    # The same accuracy averaged in another order differs in the last bits.
+    summary = {"by_task": {"digits symmetric:0.2": {"a": 0.9606481591860453,
+                                                    "b": 0.9606481393178304,
+                                                    "c": 0.95}},
+               "mean": {"a": 0.5, "b": 0.6, "c": 0.4}}
+    md = score_pool.to_markdown(summary, ["a", "b", "c"], 3)
+    assert "| digits symmetric:0.2 | **96.06** | **96.06** | 95.00 |" in md
+    assert "| **mean (= -fitness)** | 50.00 | **60.00** | 40.00 |" in md
+
+
 @pytest.mark.slow
 def test_elites_of_a_run_are_scored_and_paired(tmp_path):
     start = losses.family_init("taylor_nce", 4).tolist()
