@@ -200,6 +200,9 @@ def test_bar_check_judges_the_bar_against_the_hand_designed_losses():
     text = meta_test.bar_text(meta_test.bar_check(rows))
     assert "+14.00 points: criterion 1 not met" in text
     assert "criterion 2 not met (nce_rce: 76.00%)" in text
+    assert "The bar on fashion_mnist" in text and "comparison only" not in text
+    text = meta_test.bar_text(meta_test.bar_check(rows), "digits")
+    assert "The bar on digits" in text and "for comparison only" in text
 
 
 @pytest.mark.parametrize(
