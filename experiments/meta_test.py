@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for a in set(cfg.archs) - set(archs):
         print(f"skipping --archs {a}: it does not accept input {clean.input_shape}")
     settings = [("none", 0.0)] + [s for item in cfg.noise for s in noise_settings(item)]
-    done = {(r["arch"], r["noise"], r["loss"]) for r in report.read_rows(csv_path)}
+    done = {(r["arch"], r["noise"], r["loss"]) for r in old_rows}
     writer = report.RowWriter(csv_path)
     comp = compare.Comparer(
         steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer
