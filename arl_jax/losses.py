@@ -9,7 +9,9 @@ hand-designed baselines live in `arl_jax.baselines` and are re-exported here. In
 are checked at the API boundary (`validate_loss_inputs`). A scheduled family
 (`SCHEDULED_FAMILIES`) also takes the training progress, ``fn(params, logits, labels,
 progress)`` with ``progress = step / (steps - 1)`` in ``[0, 1]``; `family_loss` calls
-any family with the right arguments.
+any family with the right arguments. A fit-driven family ("taylor_nce_fit") moves
+between the same two ends with how well the batch's predictions fit their labels
+(`batch_fit`), so it needs nothing but ``(logits, labels)``: a drop-in loss.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ __all__ = [
     "normalise_coeffs", "poly1", "rce", "sce", "taylor_anl_loss", "taylor_ce",
     "taylor_ce_nce_loss", "taylor_loss",
     "taylor_nce_loss", "taylor_nce_sched_loss", "taylorglo_loss", "family_loss",
-    "SCHEDULED_FAMILIES", "loss_falls", "scheduled_params", "validate_loss_inputs"
+    "SCHEDULED_FAMILIES", "loss_falls", "scheduled_params", "validate_loss_inputs",
+    "INTERPOLATED_FAMILIES", "batch_fit", "taylor_nce_fit_loss",
 ]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -72,11 +75,15 @@ LossFn = Callable[[jax.Array, jax.Array], jax.Array]
 # ``len(weights)``); the weights and the thetas after ``c`` are linear in the loss.
 _POLY_WEIGHTS = {"taylor": (), "taylor_nce": ("nce",), "taylor_ce_nce": ("nce", "ce"),
                  "taylor_anl": ("nce", "nnce")}
-# A scheduled family is its base polynomial family with weights that move linearly
-# over training: ``params = [base params at the start..., end weights]``, the end
-# weights being every base parameter but ``c`` (shared by both ends).
+# A two-ended family is its base polynomial family with weights that move linearly
+# between two ends: ``params = [base params at the start..., end weights]``, the end
+# weights being every base parameter but ``c`` (shared by both ends). A scheduled one
+# moves with the training progress (which the caller passes), a fit-driven one with
+# `batch_fit` (which the loss computes from its own inputs).
+INTERPOLATED_FAMILIES = {"taylor_nce_sched": "taylor_nce",
+                         "taylor_nce_fit": "taylor_nce"}
 SCHEDULED_FAMILIES = {"taylor_nce_sched": "taylor_nce"}
-POLYNOMIAL_FAMILIES = (*_POLY_WEIGHTS, *SCHEDULED_FAMILIES)
+POLYNOMIAL_FAMILIES = (*_POLY_WEIGHTS, *INTERPOLATED_FAMILIES)
 # How much each term falls from a uniform prediction over C classes to a perfect one.
 _TERM_DROP = {"nce": lambda c: 1.0 / c, "ce": math.log, "nnce": lambda c: 1.0 - 1.0 / c}
 # Each term's per-example value from log p [..., C], log p_y [...] and the labels.
@@ -217,7 +224,7 @@ def _check_progress(progress) -> jax.Array:
 def _split_scheduled(family: str, params) -> tuple[int, int]:
     """``(i, m)``: the number of base weights before ``c`` and the base vector's length
     for a scheduled `family`'s ``params``; checks the length (``2 m - 1``)."""
-    i = len(_POLY_WEIGHTS[SCHEDULED_FAMILIES[family]])
+    i = len(_POLY_WEIGHTS[INTERPOLATED_FAMILIES[family]])
     n = int(np.shape(params)[0])
     if n % 2 == 0 or n < 2 * (i + 2) - 1:
         raise ValueError(
@@ -228,14 +235,15 @@ def _split_scheduled(family: str, params) -> tuple[int, int]:
 
 
 def scheduled_params(family: str, params, progress) -> jax.Array:
-    """The base family's parameter vector at training `progress` in [0, 1]: the
-    start vector moved linearly to the end weights (``c`` fixed).
+    """The base family's parameter vector at `progress` in [0, 1]: the start vector
+    moved linearly to the end weights (``c`` fixed).
 
     Args:
-      family: a key of `SCHEDULED_FAMILIES`.
+      family: a key of `INTERPOLATED_FAMILIES`.
       params: ``[2 m - 1]``, the base family's ``m`` parameters at the start, then its
-        ``m - 1`` weights (all but ``c``) at the end of training.
-      progress: a scalar in [0, 1] (may be traced).
+        ``m - 1`` weights (all but ``c``) at the end.
+      progress: a scalar in [0, 1] (may be traced): the training progress of a
+        scheduled family, the `batch_fit` of a fit-driven one.
 
     Returns:
       ``[m]`` float32 parameters of the base family.
@@ -275,6 +283,49 @@ def taylor_nce_sched_loss(
       ``[...]`` float32 per-example losses.
     """
     base = scheduled_params("taylor_nce_sched", params, progress)
+    return _poly_family_loss("taylor_nce", base, logits, labels)
+
+
+def batch_fit(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """How well a batch's predictions fit its labels, a scalar in [0, 1].
+
+    The mean of ``p_y`` over every example (all leading axes), rescaled so that a
+    uniform prediction gives 0 and a perfect one 1, with its gradient stopped: the
+    loss's weights read it, but training does not push on it. Early in training it
+    is near 0; it then rises towards the share of labels the network can fit, so it
+    tells a loss both how far training has gone and how noisy the labels look.
+    """
+    _, log_py = _log_probs(logits, labels)
+    chance = 1.0 / logits.shape[-1]
+    p_y = jnp.mean(jnp.exp(jax.lax.stop_gradient(log_py)))
+    return jnp.clip((p_y - chance) / (1.0 - chance), 0.0, 1.0)
+
+
+def taylor_nce_fit_loss(
+    params: jax.Array, logits: jax.Array, labels: jax.Array, fit=None
+) -> jax.Array:
+    """`taylor_nce_loss` whose weights move with how well the batch fits its labels.
+
+    ``loss = (1 - f) loss_start + f loss_end``, with ``f = batch_fit(logits,
+    labels)`` and the same two ends as `taylor_nce_sched_loss`: ``params = [a, c,
+    theta_1..theta_K, a_end, theta_end_1..theta_end_K]``. Where the scheduled loss
+    needs the training progress from the caller, this one reads the state of
+    training from its own batch, so it is a drop-in ``fn(logits, labels)``: a loss
+    that fits fast while the network is far from its labels and turns robust once
+    it fits them (or the other way round). The weights are set per batch, so a
+    batch of one example is weighted by that example's ``p_y`` alone.
+
+    Args:
+      params: ``[2 K + 3]`` float, the start vector then the end weights.
+      logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
+      fit: ``None`` (computed with `batch_fit`) or a number in [0, 1] to use
+        instead (to plot the loss at a given fit).
+
+    Returns:
+      ``[...]`` float32 per-example losses.
+    """
+    f = batch_fit(logits, labels) if fit is None else fit
+    base = scheduled_params("taylor_nce_fit", params, f)
     return _poly_family_loss("taylor_nce", base, logits, labels)
 
 
@@ -320,6 +371,7 @@ FAMILIES: dict[str, Callable[..., jax.Array]] = {
     "taylor_ce_nce": taylor_ce_nce_loss,
     "taylor_anl": taylor_anl_loss,
     "taylor_nce_sched": taylor_nce_sched_loss,
+    "taylor_nce_fit": taylor_nce_fit_loss,
 }
 
 
@@ -340,7 +392,8 @@ def loss_falls(family: str, params, num_classes: int = 10) -> np.ndarray:
 
     A loss that rises instead (it pays the network to move away from the label) is no
     loss to train with. For a scheduled family the drop is linear in the progress, so
-    it is checked at the start and the end, which covers every point between.
+    it is checked at the start and the end, which covers every point between; so is
+    a fit-driven family's.
 
     Args:
       family: a polynomial family (`POLYNOMIAL_FAMILIES`).
@@ -353,7 +406,7 @@ def loss_falls(family: str, params, num_classes: int = 10) -> np.ndarray:
     if family not in POLYNOMIAL_FAMILIES:
         raise ValueError(f"loss_falls handles {sorted(POLYNOMIAL_FAMILIES)}; got "
                          f"family {family!r}")
-    base = SCHEDULED_FAMILIES.get(family, family)
+    base = INTERPOLATED_FAMILIES.get(family, family)
     params = np.asarray(params, np.float64)
 
     def falls(p):
@@ -383,8 +436,8 @@ def family_num_params(family: str, order: int) -> int:
         return int(order) + len(_POLY_WEIGHTS[family]) + 1
     if family == "taylorglo":
         return 8
-    if family in SCHEDULED_FAMILIES:
-        return 2 * family_num_params(SCHEDULED_FAMILIES[family], order) - 1
+    if family in INTERPOLATED_FAMILIES:
+        return 2 * family_num_params(INTERPOLATED_FAMILIES[family], order) - 1
     raise ValueError(f"unknown family {family!r}; valid families: {sorted(FAMILIES)}")
 
 
@@ -399,7 +452,8 @@ def family_init(family: str, order: int) -> np.ndarray:
     contribute nothing (their ``v = 0`` and ``t_1 = t_2 = t_3 = 0``).
     "taylor_nce": NCE weight ``a = 0`` and the "taylor" start, so the search starts
     from the same cross-entropy-like loss; "taylor_ce_nce" and "taylor_anl": also
-    ``b = 0``. "taylor_nce_sched": the "taylor_nce" start, the same at the end.
+    ``b = 0``. "taylor_nce_sched", "taylor_nce_fit": the "taylor_nce" start, the
+    same at the end.
 
     Args:
       family: a key of `FAMILIES`.
@@ -409,8 +463,8 @@ def family_init(family: str, order: int) -> np.ndarray:
       ``[family_num_params(family, order)]`` float32 array.
     """
     family_num_params(family, order)  # checks both
-    if family in SCHEDULED_FAMILIES:  # the base start, constant over training
-        base = SCHEDULED_FAMILIES[family]
+    if family in INTERPOLATED_FAMILIES:  # the base start, the same at both ends
+        base = INTERPOLATED_FAMILIES[family]
         return np.asarray(embed_coeffs(base, family_init(base, order), family),
                           np.float32)
     if family in _POLY_WEIGHTS:
@@ -422,11 +476,11 @@ def family_init(family: str, order: int) -> np.ndarray:
 
 def _contains(into: str, family: str) -> bool:
     """Whether polynomial family `into` holds every loss of `family` (its weighted
-    terms start with `family`'s: the others are set to 0; a scheduled family holds
-    what its base holds, as a loss constant over training)."""
-    if family in SCHEDULED_FAMILIES:
+    terms start with `family`'s: the others are set to 0; a two-ended family holds
+    what its base holds, as a loss with equal ends)."""
+    if family in INTERPOLATED_FAMILIES:
         return into == family
-    into = SCHEDULED_FAMILIES.get(into, into)
+    into = INTERPOLATED_FAMILIES.get(into, into)
     weights = _POLY_WEIGHTS[family]
     return _POLY_WEIGHTS[into][: len(weights)] == weights
 
@@ -437,9 +491,9 @@ def embed_coeffs(family: str, coeffs, into: str) -> list[float]:
     "taylor" is "taylor_nce" with ``a = 0``, which is "taylor_ce_nce" with a CE
     weight ``b = 0`` and "taylor_anl" with an NNCE weight ``b = 0``; the missing
     weights are inserted as zeros, so the loss is exactly the same function; a
-    scheduled family ("taylor_nce_sched") holds its base's losses with the same
-    weights at the end as at the start. Lets a loss of one family be scored or
-    searched from in a larger one.
+    two-ended family ("taylor_nce_sched", "taylor_nce_fit") holds its base's losses
+    with the same weights at the end as at the start. Lets a loss of one family be
+    scored or searched from in a larger one.
 
     Args:
       family: the family `coeffs` belong to.
@@ -459,11 +513,11 @@ def embed_coeffs(family: str, coeffs, into: str) -> list[float]:
     params = [float(v) for v in np.asarray(coeffs, np.float64)]
     if family == into:
         return params
-    base = SCHEDULED_FAMILIES.get(into, into)
+    base = INTERPOLATED_FAMILIES.get(into, into)
     i = len(_POLY_WEIGHTS[family])
     pad = [0.0] * (len(_POLY_WEIGHTS[base]) - i)
     params = params[:i] + pad + params[i:]
-    if into in SCHEDULED_FAMILIES:  # the same weights at the end: constant in time
+    if into in INTERPOLATED_FAMILIES:  # the same weights at both ends: constant
         j = len(_POLY_WEIGHTS[base])
         params = params + params[:j] + params[j + 1:]
     return params
@@ -484,9 +538,10 @@ def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, 
     between the two, as cross-entropy does, so SGD learning rates tuned for CE are
     the right order of magnitude. The gradient field is unchanged up to the positive
     factor ``ln C / s``; under Adam training is unchanged up to float rounding. A
-    scheduled family's two ends are re-centred alike and divided by one factor, from
-    the drop at mid-training (the mean of the two ends' drops), so the loss at every
-    progress is the same function up to that one factor.
+    two-ended family's ends are re-centred alike and divided by one factor, from
+    the drop halfway between them (at mid-training for a scheduled family; the mean
+    of the two ends' drops), so the loss at every point between is the same function
+    up to that one factor.
 
     Args:
       family: a polynomial family (`POLYNOMIAL_FAMILIES`).
@@ -508,13 +563,13 @@ def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, 
     if int(num_classes) != num_classes or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2; got {num_classes}")
     params = np.asarray(coeffs, np.float64)
-    if family in SCHEDULED_FAMILIES:  # both ends re-centred, one factor for both
-        base = SCHEDULED_FAMILIES[family]
+    if family in INTERPOLATED_FAMILIES:  # both ends re-centred, one factor for both
+        base = INTERPOLATED_FAMILIES[family]
         i = len(_POLY_WEIGHTS[base])
         (start, d0), (end, d1) = (_recentre(base, v, num_classes)
                                   for v in _scheduled_ends(family, params))
         out, drop = np.concatenate([start, end[:i], end[i + 1:]]), (d0 + d1) / 2
-        what = "at mid-training (the mean of the two ends) "
+        what = "halfway between its ends (mid-training for a schedule) "
     else:
         out, drop = _recentre(family, params, num_classes)
         what = ""
@@ -524,7 +579,7 @@ def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, 
             f"{what}(drop {drop:.4g}); it cannot be put on cross-entropy's scale"
         )
     factor = drop / math.log(num_classes)
-    i = len(_POLY_WEIGHTS[SCHEDULED_FAMILIES.get(family, family)])
+    i = len(_POLY_WEIGHTS[INTERPOLATED_FAMILIES.get(family, family)])
     out[np.arange(len(out)) != i] /= factor  # every linear weight; c stays 1
     return [float(v) for v in out], factor
 
@@ -592,7 +647,8 @@ def arl_loss(
         "taylor").
       progress: ``step / (total_steps - 1)`` in [0, 1], required by a scheduled
         family ("taylor_nce_sched", whose loss changes over training) and ignored by
-        the others (the shipped loss is not scheduled).
+        the others (the shipped loss is not scheduled; "taylor_nce_fit" reads the
+        state of training from its own batch, `batch_fit`).
 
     Returns:
       ``[...]`` float32 per-example losses.

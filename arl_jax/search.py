@@ -297,19 +297,22 @@ def fitness_from(val_acc: np.ndarray, mode: str = "mean") -> np.ndarray:
 
 
 def reject_rising(cfg: SearchConfig, population, res: dict) -> dict:
-    """`res` with ``falls [pop]`` added; in a scheduled family a candidate whose loss
-    rises from a uniform to a perfect prediction, at the start or at the end of
-    training (`losses.loss_falls`), scores validation accuracy 0, like a diverged one.
+    """`res` with ``falls [pop]`` added; in a two-ended family (scheduled or
+    fit-driven) a candidate whose loss rises from a uniform to a perfect prediction,
+    at the start or at the end (`losses.loss_falls`), scores validation accuracy 0,
+    like a diverged one.
 
     A meta-train run's last steps have almost no learning rate left (cosine decay),
     so its accuracy cannot see what a scheduled loss's end weights do, and a search
     can drift to end weights that push the network away from the labels; a longer
     run then collapses (searches Y and AA in docs/RESULTS.md reached chance on
-    Fashion-MNIST). A constant family's loss acts over the whole run, where fitness
-    sees it, so it is left alone (and the default search unchanged).
+    Fashion-MNIST). A fit-driven loss's end is likewise reached only by a network
+    that fits its labels, which short meta-train runs on noisy labels may never do.
+    A constant family's loss acts over the whole run, where fitness sees it, so it is
+    left alone (and the default search unchanged).
     """
     falls = np.ones(len(population), bool)
-    if cfg.family in losses.SCHEDULED_FAMILIES:
+    if cfg.family in losses.INTERPOLATED_FAMILIES:
         falls = losses.loss_falls(cfg.family, population)
     shape = (-1,) + (1,) * (np.ndim(res["val_acc"]) - 1)
     return {**res, "falls": falls,

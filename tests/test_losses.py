@@ -292,6 +292,63 @@ def test_taylor_nce_sched_moves_linearly_from_start_to_end():
         losses.taylor_nce_loss(start, logits, labels))
 
 
+def test_batch_fit_runs_from_a_uniform_to_a_perfect_prediction():
+    logits, labels = _points()
+    p_y = _np_probs(logits, labels)[3]
+    np.testing.assert_allclose(losses.batch_fit(logits, labels),
+                               (p_y.mean() - 1 / C) / (1 - 1 / C), rtol=1e-5)
+    labels0 = np.zeros(4, np.int32)
+    uniform, perfect = np.zeros((4, C), np.float32), np.full((4, C), -60.0, np.float32)
+    perfect[:, 0] = 60.0
+    assert float(losses.batch_fit(uniform, labels0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(losses.batch_fit(perfect, labels0)) == pytest.approx(1.0, abs=1e-6)
+    # Worse than chance (every label predicted against) is clipped to 0.
+    assert float(losses.batch_fit(-perfect, labels0)) == 0.0
+    # Every leading axis is one batch.
+    np.testing.assert_allclose(
+        losses.batch_fit(np.stack([uniform, perfect]), np.stack([labels0] * 2)), 0.5,
+        rtol=1e-5)
+
+
+def test_taylor_nce_fit_moves_with_the_batch_fit_and_is_a_drop_in_loss():
+    logits, labels = _points()
+    start = np.array([0.8, 0.4, -1.5, 0.7, 2.0], np.float32)  # a, c, theta_1..3
+    end_w = np.array([2.0, -0.5, 0.0, 1.0], np.float32)  # a, theta_1..3 at the end
+    params = np.r_[start, end_w]
+    fit = float(losses.batch_fit(logits, labels))
+    assert 0.05 < fit < 0.95  # a point strictly between the ends
+    # The scheduled loss at progress = the batch's fit, with no progress passed.
+    got = losses.arl_loss(logits, labels, params, "taylor_nce_fit")
+    np.testing.assert_allclose(
+        got, losses.taylor_nce_sched_loss(params, logits, labels, fit), rtol=1e-5)
+    np.testing.assert_allclose(
+        losses.taylor_nce_fit_loss(params, logits, labels, fit=1.0),
+        losses.taylor_nce_sched_loss(params, logits, labels, 1.0), rtol=1e-6)
+    # The fit moves the weights but is not trained on: the gradient is taylor_nce's
+    # at the weights of that fit.
+    base = losses.scheduled_params("taylor_nce_fit", params, fit)
+
+    def grad(fn):
+        return np.asarray(jax.grad(lambda z: fn(z).sum())(jnp.asarray(logits)))
+
+    np.testing.assert_allclose(
+        grad(lambda z: losses.taylor_nce_fit_loss(params, z, labels)),
+        grad(lambda z: losses.taylor_nce_loss(base, z, labels)), rtol=1e-4, atol=1e-6)
+    # Seeds vmapped (as in the engine): each batch reads its own fit.
+    two = jnp.stack([jnp.asarray(logits), jnp.zeros_like(logits)])
+    vmapped = jax.vmap(lambda z: losses.taylor_nce_fit_loss(params, z, labels))(two)
+    np.testing.assert_allclose(vmapped[0], got, rtol=1e-5)
+    np.testing.assert_allclose(  # uniform predictions: fit 0, the start loss
+        vmapped[1], losses.taylor_nce_loss(start, two[1], labels), rtol=1e-5)
+    # Equal ends: the constant taylor_nce loss whatever the fit.
+    const = losses.embed_coeffs("taylor_nce", start, "taylor_nce_fit")
+    np.testing.assert_allclose(
+        losses.taylor_nce_fit_loss(jnp.asarray(const), logits, labels),
+        losses.taylor_nce_loss(start, logits, labels), rtol=1e-6)
+    with pytest.raises(ValueError, match="odd length"):
+        losses.taylor_nce_fit_loss(params[:-1], logits, labels)
+
+
 def test_taylor_series_approaches_cross_entropy():
     p_y = np.linspace(0.3, 0.999, 50)
     logits, labels = _logits_for(p_y), np.zeros(50, np.int32)
@@ -323,7 +380,8 @@ def test_taylorglo_init_is_scaled_second_order_ce():
 @pytest.mark.parametrize(("family", "order", "n"),
                          [("taylor", 1, 2), ("taylor", 4, 5), ("taylorglo", 3, 8),
                           ("taylor_nce", 4, 6), ("taylor_ce_nce", 4, 7),
-                          ("taylor_anl", 2, 5), ("taylor_nce_sched", 4, 11)])
+                          ("taylor_anl", 2, 5), ("taylor_nce_sched", 4, 11),
+                          ("taylor_nce_fit", 4, 11)])
 def test_family_num_params_and_init(family, order, n):
     assert losses.family_num_params(family, order) == n
     init = losses.family_init(family, order)
@@ -336,7 +394,7 @@ def test_family_num_params_and_init(family, order, n):
         np.testing.assert_array_equal(init[:weights], 0.0)
         taylor = losses.family_init("taylor", order)
         np.testing.assert_array_equal(init[weights:], taylor)
-    if family == "taylor_nce_sched":  # taylor_nce's start, the same at the end
+    if family in ("taylor_nce_sched", "taylor_nce_fit"):  # taylor_nce's, twice
         base = losses.family_init("taylor_nce", order)
         np.testing.assert_array_equal(init, np.r_[base, base[0], base[2:]])
 
@@ -459,6 +517,7 @@ SEARCH_K = [2.4837, 3.6713, 14.2350, -5.6797, -1.7370, -10.2054, -0.3614]  # c =
     ("taylor", [0.3, -2.0, 1.5, -0.7]),
     ("taylor_anl", [0.9, 1.3, 0.2, -2.0, 0.8, 0.5]),
     ("taylor_nce_sched", [1.5, 0.3, -2.0, 0.8, 0.4, 3.0, -4.0, -1.0, 0.5]),
+    ("taylor_nce_fit", [1.5, 0.3, -2.0, 0.8, 0.4, 3.0, -4.0, -1.0, 0.5]),
 ])
 @pytest.mark.parametrize("progress", [0.0, 0.7])
 def test_normalise_coeffs_keeps_the_gradients_up_to_a_positive_factor(
@@ -478,11 +537,13 @@ def test_normalise_coeffs_keeps_the_gradients_up_to_a_positive_factor(
     # Centred at p_y = 1, and it falls by ln C from uniform to perfect, like CE.
     # (A scheduled loss falls by ln C at mid-training, the mean of its two ends.)
     centre = {"taylor": 0, "taylor_nce": 1, "taylor_ce_nce": 2, "taylor_anl": 2,
-              "taylor_nce_sched": 1}
+              "taylor_nce_sched": 1, "taylor_nce_fit": 1}
     assert normal[centre[family]] == 1.0
     uniform, perfect = np.zeros((1, C), np.float32), np.full((1, C), -60.0, np.float32)
     perfect[0, 0] = 60.0
-    at = functools.partial(fn, progress=0.5) if family == "taylor_nce_sched" else fn
+    at = {"taylor_nce_sched": functools.partial(fn, progress=0.5),
+          "taylor_nce_fit": functools.partial(losses.taylor_nce_fit_loss, fit=0.5),
+          }.get(family, fn)
     drop = at(jnp.asarray(normal), uniform, np.zeros(1, np.int32)) - at(
         jnp.asarray(normal), perfect, np.zeros(1, np.int32))
     np.testing.assert_allclose(drop, np.log(C), rtol=1e-4)
@@ -515,6 +576,7 @@ def test_normalise_coeffs_turns_search_k_into_a_readable_loss():
     ("taylor", [0.3, -2.0, 1.5], "taylor_anl"),
     ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_anl"),
     ("taylor", [0.3, -2.0, 1.5], "taylor_nce_sched"),
+    ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_nce_fit"),
 ])
 def test_embed_coeffs_writes_the_same_loss_in_a_larger_family(family, coeffs, into):
     logits, labels = _points()
@@ -531,7 +593,9 @@ def test_embed_coeffs_writes_the_same_loss_in_a_larger_family(family, coeffs, in
 @pytest.mark.parametrize(("family", "into"), [("taylor_ce_nce", "taylor_anl"),
                                               ("taylor_anl", "taylor_ce_nce"),
                                               ("taylor_anl", "taylor_nce_sched"),
-                                              ("taylor_nce_sched", "taylor_nce")])
+                                              ("taylor_nce_sched", "taylor_nce"),
+                                              ("taylor_nce_fit", "taylor_nce_sched"),
+                                              ("taylor_nce_sched", "taylor_nce_fit")])
 def test_embed_coeffs_refuses_a_family_that_is_not_contained(family, into):
     # Both have two weights, but CE is not NNCE: neither holds the other; a loss
     # that changes over training is in no constant family.
@@ -546,6 +610,7 @@ def test_embed_coeffs_refuses_a_family_that_is_not_contained(family, into):
     (("taylor_nce", [1.0, 1.0]), "order"),  # no theta at all
     (("taylor_nce_sched", [0.0, 1.0, 1.0, 0.0, 1.0]), "mid-training"),  # rising
     (("taylor_nce_sched", [0.0, 1.0, 1.0, 0.0]), "odd length"),
+    (("taylor_nce_fit", [0.0, 1.0, 1.0, 0.0, 1.0]), "halfway between its ends"),
 ])
 def test_normalise_coeffs_rejects_what_it_cannot_normalise(args, match):
     with pytest.raises(ValueError, match=match):

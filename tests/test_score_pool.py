@@ -16,6 +16,7 @@ from experiments import score_pool
     ("taylor_ce_nce", "nce_rce"), ("taylor_ce_nce", "cross_entropy"),
     ("taylor_ce_nce", "sce"), ("taylor_anl", "nce_mae"), ("taylor_anl", "nce_rce"),
     ("taylor_anl", "anl_ce"), ("taylor_nce_sched", "nce_mae"),
+    ("taylor_nce_fit", "nce_rce"),
 ])  # fmt: skip
 def test_family_members_are_the_baselines_they_name(family, name):
     coeffs = score_pool.family_members(family, 4)[name]

@@ -343,6 +343,29 @@ def test_ship_loss_refuses_what_should_not_be_the_default(run, match, tmp_path):
     assert info["coeffs"] != info["search_coeffs"]  # in normal form
 
 
+@pytest.mark.slow
+def test_fit_driven_search_ships_a_drop_in_loss(tmp_path):
+    # A search of the fit-driven family plots its loss at three batch fits, and its
+    # loss ships (unlike a scheduled one): arl_loss(logits, labels) evaluates it.
+    from arl_jax import losses
+    from experiments import ship_loss
+
+    out = tmp_path / "fit"
+    proc = run_cli([*TINY, "--pop", "4", "--generations", "1", "--family",
+                    "taylor_nce_fit", "--out", str(out)], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "learned_loss.png").stat().st_size > 10_000
+    dest = tmp_path / "arl.json"
+    info = ship_loss.ship(str(out), str(dest), force=True)  # a toy search: see above
+    assert info["family"] == "taylor_nce_fit"
+    assert len(info["coeffs"]) == losses.family_num_params("taylor_nce_fit", 4)
+    logits = jax.random.normal(jax.random.key(0), (16, 10))
+    labels = jax.random.randint(jax.random.key(1), (16,), 0, 10)
+    got = losses.arl_loss(logits, labels, coeffs=info["coeffs"], family=info["family"])
+    assert got.shape == (16,) and np.isfinite(got).all()
+    assert ship_loss._refusal({"family": "taylor_nce_fit"}) == ""
+
+
 def test_scheduled_search_rejects_losses_that_rise():
     # Searches Y and AA ended with losses that rise from a uniform to a perfect
     # prediction (and collapsed on Fashion-MNIST); Z's falls at both ends.
@@ -360,6 +383,9 @@ def test_scheduled_search_rejects_losses_that_rise():
     np.testing.assert_array_equal(out["val_acc"][:, :, 0], [[0, 0, 0], [0.7] * 3])
     np.testing.assert_array_equal(out["falls"], [False, True])
     np.testing.assert_allclose(search.fitness_from(out["val_acc"]), [0.0, -0.7])
+    # The fit-driven family has the same two ends, checked alike.
+    fit = search.reject_rising(search.SearchConfig(family="taylor_nce_fit"), pop, res)
+    np.testing.assert_array_equal(fit["val_acc"], out["val_acc"])
     # A constant family's candidates are left to the fitness (the default search).
     rising = np.array([[0.0, 1.0, 1.0, 0.0, 0.0, 0.0], [1.54, 1, -3.1, -2, -1.8, -.56]])
     assert losses.loss_falls("taylor_nce", rising).tolist() == [False, True]
