@@ -84,7 +84,8 @@ def _noise_order(noises: Iterable[str]) -> list[str]:
 def markdown_tables(rows: list[dict]) -> str:
     """One table per architecture: losses x noise settings, mean +- std test accuracy
     (percent; the mean alone where there is one seed), the best of each column in
-    bold, and the mean over the noisy columns."""
+    bold, and the mean over the noisy columns. Means are compared as printed (to 0.01
+    points), so every loss tied with the best at that precision is bold."""
     agg = aggregate(rows)
     out = []
     dataset = rows[0]["dataset"] if rows else ""
@@ -102,6 +103,10 @@ def markdown_tables(rows: list[dict]) -> str:
             for n in noises
         }
         best_mean = max(means.values()) if means else 0.0
+
+        def pct(v):
+            return f"{100 * v:.2f}"
+
         head = ["loss", *noises, "mean (noisy)"]
         out.append(f"### {dataset}, {arch}: clean test accuracy (%), mean ± std\n")
         out.append("| " + " | ".join(head) + " |")
@@ -114,14 +119,10 @@ def markdown_tables(rows: list[dict]) -> str:
                     continue
                 m, s, n_seeds = agg[(arch, n, loss)]
                 # One seed has no spread to show; a "± 0.00" would claim one.
-                text = f"{100 * m:.2f}"
-                if n_seeds > 1:
-                    text += f" ± {100 * s:.2f}"
-                cells.append(f"**{text}**" if math.isclose(m, best[n]) else text)
-            text = f"{100 * means[loss]:.2f}"
-            cells.append(
-                f"**{text}**" if math.isclose(means[loss], best_mean) else text
-            )
+                text = pct(m) + (f" ± {pct(s)}" if n_seeds > 1 else "")
+                cells.append(f"**{text}**" if pct(m) == pct(best[n]) else text)
+            text = pct(means[loss])
+            cells.append(f"**{text}**" if text == pct(best_mean) else text)
             out.append("| " + " | ".join(cells) + " |")
         out.append("")
     return "\n".join(out)

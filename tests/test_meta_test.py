@@ -122,6 +122,13 @@ def test_tables_mark_the_best_of_each_column():
     rows += [dict(r, seed=1, test_acc=r["test_acc"] - 0.02) for r in rows]
     md = report.markdown_tables(rows)
     assert "| a | **89.00 ± 1.00** | 49.00 ± 1.00 | 49.00 |" in md
+    # Ties at the printed precision are all bold (accuracies averaged in another
+    # order differ in the last bits).
+    tie = [dict(r, loss="c", test_acc=r["test_acc"] + (1e-7 if r["noise"] == "none"
+                                                       else -0.2))
+           for r in rows if r["loss"] == "a"]
+    md = report.markdown_tables(rows + tie)
+    assert "| a | **89.00 ± 1.00** |" in md and "| c | **89.00 ± 1.00** |" in md
 
 
 def test_paired_differences_compare_seed_by_seed():
