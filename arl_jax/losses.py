@@ -9,9 +9,11 @@ hand-designed baselines live in `arl_jax.baselines` and are re-exported here. In
 are checked at the API boundary (`validate_loss_inputs`). A scheduled family
 (`SCHEDULED_FAMILIES`) also takes the training progress, ``fn(params, logits, labels,
 progress)`` with ``progress = step / (steps - 1)`` in ``[0, 1]``; `family_loss` calls
-any family with the right arguments. A fit-driven family ("taylor_nce_fit") moves
-between the same two ends with how well the batch's predictions fit their labels
-(`batch_fit`), so it needs nothing but ``(logits, labels)``: a drop-in loss.
+any family with the right arguments. A batch-driven family moves between the same
+two ends with a statistic of its own batch, how well the predictions fit their
+labels ("taylor_nce_fit", `batch_fit`) or how confident they are
+("taylor_nce_conf", `batch_confidence`), so it needs nothing but ``(logits,
+labels)``: a drop-in loss.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ __all__ = [
     "taylor_ce_nce_loss", "taylor_loss",
     "taylor_nce_loss", "taylor_nce_sched_loss", "taylorglo_loss", "family_loss",
     "SCHEDULED_FAMILIES", "loss_falls", "scheduled_params", "validate_loss_inputs",
-    "INTERPOLATED_FAMILIES", "batch_fit", "taylor_nce_fit_loss",
+    "INTERPOLATED_FAMILIES", "batch_confidence", "batch_fit", "taylor_nce_conf_loss",
+    "taylor_nce_fit_loss",
 ]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -81,7 +84,8 @@ _POLY_WEIGHTS = {"taylor": (), "taylor_nce": ("nce",), "taylor_ce_nce": ("nce", 
 # moves with the training progress (which the caller passes), a fit-driven one with
 # `batch_fit` (which the loss computes from its own inputs).
 INTERPOLATED_FAMILIES = {"taylor_nce_sched": "taylor_nce",
-                         "taylor_nce_fit": "taylor_nce"}
+                         "taylor_nce_fit": "taylor_nce",
+                         "taylor_nce_conf": "taylor_nce"}
 SCHEDULED_FAMILIES = {"taylor_nce_sched": "taylor_nce"}
 POLYNOMIAL_FAMILIES = (*_POLY_WEIGHTS, *INTERPOLATED_FAMILIES)
 # How much each term falls from a uniform prediction over C classes to a perfect one.
@@ -286,6 +290,14 @@ def taylor_nce_sched_loss(
     return _poly_family_loss("taylor_nce", base, logits, labels)
 
 
+def _rescaled(p: jax.Array, num_classes: int) -> jax.Array:
+    """The batch mean of a probability, gradient stopped, rescaled so that 1/C
+    (a uniform prediction) gives 0 and 1 gives 1, clipped to [0, 1]."""
+    chance = 1.0 / num_classes
+    mean = jnp.mean(jax.lax.stop_gradient(p))
+    return jnp.clip((mean - chance) / (1.0 - chance), 0.0, 1.0)
+
+
 def batch_fit(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """How well a batch's predictions fit its labels, a scalar in [0, 1].
 
@@ -296,9 +308,19 @@ def batch_fit(logits: jax.Array, labels: jax.Array) -> jax.Array:
     tells a loss both how far training has gone and how noisy the labels look.
     """
     _, log_py = _log_probs(logits, labels)
-    chance = 1.0 / logits.shape[-1]
-    p_y = jnp.mean(jnp.exp(jax.lax.stop_gradient(log_py)))
-    return jnp.clip((p_y - chance) / (1.0 - chance), 0.0, 1.0)
+    return _rescaled(jnp.exp(log_py), logits.shape[-1])
+
+
+def batch_confidence(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """How confident a batch's predictions are, whatever the labels: a scalar in
+    [0, 1], the mean of ``max_k p_k`` rescaled as in `batch_fit` (gradient stopped).
+
+    It rises as training goes on in every noise setting (a network that memorises
+    noisy labels is confident too), so it stands in for the training progress that
+    a scheduled loss needs from its caller. `labels` are only checked.
+    """
+    log_p, _ = _log_probs(logits, labels)
+    return _rescaled(jnp.exp(jnp.max(log_p, axis=-1)), logits.shape[-1])
 
 
 def taylor_nce_fit_loss(
@@ -326,6 +348,27 @@ def taylor_nce_fit_loss(
     """
     f = batch_fit(logits, labels) if fit is None else fit
     base = scheduled_params("taylor_nce_fit", params, f)
+    return _poly_family_loss("taylor_nce", base, logits, labels)
+
+
+def taylor_nce_conf_loss(
+    params: jax.Array, logits: jax.Array, labels: jax.Array, fit=None
+) -> jax.Array:
+    """`taylor_nce_fit_loss` moved by `batch_confidence` (the mean top-class
+    probability) instead of `batch_fit`: a drop-in stand-in for the progress of
+    `taylor_nce_sched_loss` that, unlike the fit, does not stay low on noisy labels.
+
+    Args:
+      params: ``[2 K + 3]`` float, the start vector then the end weights.
+      logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
+      fit: ``None`` (computed with `batch_confidence`) or a number in [0, 1] to use
+        instead (to plot the loss at a given confidence).
+
+    Returns:
+      ``[...]`` float32 per-example losses.
+    """
+    f = batch_confidence(logits, labels) if fit is None else fit
+    base = scheduled_params("taylor_nce_conf", params, f)
     return _poly_family_loss("taylor_nce", base, logits, labels)
 
 
@@ -372,6 +415,7 @@ FAMILIES: dict[str, Callable[..., jax.Array]] = {
     "taylor_anl": taylor_anl_loss,
     "taylor_nce_sched": taylor_nce_sched_loss,
     "taylor_nce_fit": taylor_nce_fit_loss,
+    "taylor_nce_conf": taylor_nce_conf_loss,
 }
 
 
@@ -452,8 +496,8 @@ def family_init(family: str, order: int) -> np.ndarray:
     contribute nothing (their ``v = 0`` and ``t_1 = t_2 = t_3 = 0``).
     "taylor_nce": NCE weight ``a = 0`` and the "taylor" start, so the search starts
     from the same cross-entropy-like loss; "taylor_ce_nce" and "taylor_anl": also
-    ``b = 0``. "taylor_nce_sched", "taylor_nce_fit": the "taylor_nce" start, the
-    same at the end.
+    ``b = 0``. The two-ended families (`INTERPOLATED_FAMILIES`): the "taylor_nce"
+    start, the same at the end.
 
     Args:
       family: a key of `FAMILIES`.
@@ -491,7 +535,7 @@ def embed_coeffs(family: str, coeffs, into: str) -> list[float]:
     "taylor" is "taylor_nce" with ``a = 0``, which is "taylor_ce_nce" with a CE
     weight ``b = 0`` and "taylor_anl" with an NNCE weight ``b = 0``; the missing
     weights are inserted as zeros, so the loss is exactly the same function; a
-    two-ended family ("taylor_nce_sched", "taylor_nce_fit") holds its base's losses
+    two-ended family (`INTERPOLATED_FAMILIES`) holds its base's losses
     with the same weights at the end as at the start. Lets a loss of one family be
     scored or searched from in a larger one.
 

@@ -306,8 +306,9 @@ def reject_rising(cfg: SearchConfig, population, res: dict) -> dict:
     so its accuracy cannot see what a scheduled loss's end weights do, and a search
     can drift to end weights that push the network away from the labels; a longer
     run then collapses (searches Y and AA in docs/RESULTS.md reached chance on
-    Fashion-MNIST). A fit-driven loss's end is likewise reached only by a network
-    that fits its labels, which short meta-train runs on noisy labels may never do.
+    Fashion-MNIST). A batch-driven loss's end is likewise reached only by a network
+    that fits its labels (or is confident), which short meta-train runs on noisy
+    labels may never do.
     A constant family's loss acts over the whole run, where fitness sees it, so it is
     left alone (and the default search unchanged).
     """

@@ -283,10 +283,11 @@ def main(argv: list[str] | None = None) -> dict:
         if cfg.family in losses.SCHEDULED_FAMILIES:  # the loss at three moments
             panels |= {f"learned, {t:.0%} trained":
                        functools.partial(learned, progress=t) for t in (0.0, 0.5, 1.0)}
-        elif cfg.family in losses.INTERPOLATED_FAMILIES:  # at three batch fits
+        elif cfg.family in losses.INTERPOLATED_FAMILIES:  # at three batch states
             fn = functools.partial(losses.FAMILIES[cfg.family],
                                    jnp.asarray(coeffs, jnp.float32))
-            panels |= {f"learned, batch fit {t:.1f}": functools.partial(fn, fit=t)
+            what = "confidence" if cfg.family == "taylor_nce_conf" else "fit"
+            panels |= {f"learned, batch {what} {t:.1f}": functools.partial(fn, fit=t)
                        for t in (0.0, 0.5, 1.0)}
         else:
             panels["learned"] = learned

@@ -304,49 +304,59 @@ def test_batch_fit_runs_from_a_uniform_to_a_perfect_prediction():
     assert float(losses.batch_fit(perfect, labels0)) == pytest.approx(1.0, abs=1e-6)
     # Worse than chance (every label predicted against) is clipped to 0.
     assert float(losses.batch_fit(-perfect, labels0)) == 0.0
+    # The confidence is the same statistic of the top class, whatever the labels.
+    top = _np_probs(logits, labels)[0].max(-1)  # the top class's p
+    for lab in (labels, (labels + 3) % C):
+        np.testing.assert_allclose(losses.batch_confidence(logits, lab),
+                                   (top.mean() - 1 / C) / (1 - 1 / C), rtol=1e-5)
+    assert float(losses.batch_confidence(perfect, labels0)) == pytest.approx(1.0)
+    assert float(losses.batch_confidence(-perfect, labels0)) == pytest.approx(
+        (1 / 9 - 1 / C) / (1 - 1 / C), rel=1e-4)  # 9 classes tied on top
     # Every leading axis is one batch.
     np.testing.assert_allclose(
         losses.batch_fit(np.stack([uniform, perfect]), np.stack([labels0] * 2)), 0.5,
         rtol=1e-5)
 
 
-def test_taylor_nce_fit_moves_with_the_batch_fit_and_is_a_drop_in_loss():
+@pytest.mark.parametrize(("family", "stat"), [("taylor_nce_fit", "batch_fit"),
+                                            ("taylor_nce_conf", "batch_confidence")])
+def test_batch_driven_losses_move_with_their_statistic_and_are_drop_in(family, stat):
     logits, labels = _points()
     start = np.array([0.8, 0.4, -1.5, 0.7, 2.0], np.float32)  # a, c, theta_1..3
     end_w = np.array([2.0, -0.5, 0.0, 1.0], np.float32)  # a, theta_1..3 at the end
     params = np.r_[start, end_w]
-    fit = float(losses.batch_fit(logits, labels))
+    fit = float(getattr(losses, stat)(logits, labels))
     assert 0.05 < fit < 0.95  # a point strictly between the ends
     # The scheduled loss at progress = the batch's fit, with no progress passed.
-    got = losses.arl_loss(logits, labels, params, "taylor_nce_fit")
+    got = losses.arl_loss(logits, labels, params, family)
     np.testing.assert_allclose(
         got, losses.taylor_nce_sched_loss(params, logits, labels, fit), rtol=1e-5)
     np.testing.assert_allclose(
-        losses.taylor_nce_fit_loss(params, logits, labels, fit=1.0),
+        losses.FAMILIES[family](params, logits, labels, fit=1.0),
         losses.taylor_nce_sched_loss(params, logits, labels, 1.0), rtol=1e-6)
     # The fit moves the weights but is not trained on: the gradient is taylor_nce's
     # at the weights of that fit.
-    base = losses.scheduled_params("taylor_nce_fit", params, fit)
+    base = losses.scheduled_params(family, params, fit)
 
     def grad(fn):
         return np.asarray(jax.grad(lambda z: fn(z).sum())(jnp.asarray(logits)))
 
     np.testing.assert_allclose(
-        grad(lambda z: losses.taylor_nce_fit_loss(params, z, labels)),
+        grad(lambda z: losses.FAMILIES[family](params, z, labels)),
         grad(lambda z: losses.taylor_nce_loss(base, z, labels)), rtol=1e-4, atol=1e-6)
     # Seeds vmapped (as in the engine): each batch reads its own fit.
     two = jnp.stack([jnp.asarray(logits), jnp.zeros_like(logits)])
-    vmapped = jax.vmap(lambda z: losses.taylor_nce_fit_loss(params, z, labels))(two)
+    vmapped = jax.vmap(lambda z: losses.FAMILIES[family](params, z, labels))(two)
     np.testing.assert_allclose(vmapped[0], got, rtol=1e-5)
     np.testing.assert_allclose(  # uniform predictions: fit 0, the start loss
         vmapped[1], losses.taylor_nce_loss(start, two[1], labels), rtol=1e-5)
-    # Equal ends: the constant taylor_nce loss whatever the fit.
-    const = losses.embed_coeffs("taylor_nce", start, "taylor_nce_fit")
+    # Equal ends: the constant taylor_nce loss whatever the statistic.
+    const = losses.embed_coeffs("taylor_nce", start, family)
     np.testing.assert_allclose(
-        losses.taylor_nce_fit_loss(jnp.asarray(const), logits, labels),
+        losses.FAMILIES[family](jnp.asarray(const), logits, labels),
         losses.taylor_nce_loss(start, logits, labels), rtol=1e-6)
     with pytest.raises(ValueError, match="odd length"):
-        losses.taylor_nce_fit_loss(params[:-1], logits, labels)
+        losses.FAMILIES[family](params[:-1], logits, labels)
 
 
 def test_taylor_series_approaches_cross_entropy():
@@ -381,7 +391,7 @@ def test_taylorglo_init_is_scaled_second_order_ce():
                          [("taylor", 1, 2), ("taylor", 4, 5), ("taylorglo", 3, 8),
                           ("taylor_nce", 4, 6), ("taylor_ce_nce", 4, 7),
                           ("taylor_anl", 2, 5), ("taylor_nce_sched", 4, 11),
-                          ("taylor_nce_fit", 4, 11)])
+                          ("taylor_nce_fit", 4, 11), ("taylor_nce_conf", 3, 9)])
 def test_family_num_params_and_init(family, order, n):
     assert losses.family_num_params(family, order) == n
     init = losses.family_init(family, order)
@@ -394,7 +404,7 @@ def test_family_num_params_and_init(family, order, n):
         np.testing.assert_array_equal(init[:weights], 0.0)
         taylor = losses.family_init("taylor", order)
         np.testing.assert_array_equal(init[weights:], taylor)
-    if family in ("taylor_nce_sched", "taylor_nce_fit"):  # taylor_nce's, twice
+    if family in losses.INTERPOLATED_FAMILIES:  # taylor_nce's start, twice
         base = losses.family_init("taylor_nce", order)
         np.testing.assert_array_equal(init, np.r_[base, base[0], base[2:]])
 
@@ -577,6 +587,7 @@ def test_normalise_coeffs_turns_search_k_into_a_readable_loss():
     ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_anl"),
     ("taylor", [0.3, -2.0, 1.5], "taylor_nce_sched"),
     ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_nce_fit"),
+    ("taylor", [0.3, -2.0, 1.5], "taylor_nce_conf"),
 ])
 def test_embed_coeffs_writes_the_same_loss_in_a_larger_family(family, coeffs, into):
     logits, labels = _points()

@@ -383,9 +383,11 @@ def test_scheduled_search_rejects_losses_that_rise():
     np.testing.assert_array_equal(out["val_acc"][:, :, 0], [[0, 0, 0], [0.7] * 3])
     np.testing.assert_array_equal(out["falls"], [False, True])
     np.testing.assert_allclose(search.fitness_from(out["val_acc"]), [0.0, -0.7])
-    # The fit-driven family has the same two ends, checked alike.
-    fit = search.reject_rising(search.SearchConfig(family="taylor_nce_fit"), pop, res)
-    np.testing.assert_array_equal(fit["val_acc"], out["val_acc"])
+    # The batch-driven families have the same two ends, checked alike.
+    for family in ("taylor_nce_fit", "taylor_nce_conf"):
+        cfg = search.SearchConfig(family=family)
+        np.testing.assert_array_equal(search.reject_rising(cfg, pop, res)["val_acc"],
+                                      out["val_acc"])
     # A constant family's candidates are left to the fitness (the default search).
     rising = np.array([[0.0, 1.0, 1.0, 0.0, 0.0, 0.0], [1.54, 1, -3.1, -2, -1.8, -.56]])
     assert losses.loss_falls("taylor_nce", rising).tolist() == [False, True]
