@@ -346,9 +346,7 @@ def taylor_nce_fit_loss(
     Returns:
       ``[...]`` float32 per-example losses.
     """
-    f = batch_fit(logits, labels) if fit is None else fit
-    base = scheduled_params("taylor_nce_fit", params, f)
-    return _poly_family_loss("taylor_nce", base, logits, labels)
+    return _batch_driven_loss("taylor_nce_fit", params, logits, labels, fit)
 
 
 def taylor_nce_conf_loss(
@@ -367,9 +365,16 @@ def taylor_nce_conf_loss(
     Returns:
       ``[...]`` float32 per-example losses.
     """
-    f = batch_confidence(logits, labels) if fit is None else fit
-    base = scheduled_params("taylor_nce_conf", params, f)
-    return _poly_family_loss("taylor_nce", base, logits, labels)
+    return _batch_driven_loss("taylor_nce_conf", params, logits, labels, fit)
+
+
+def _batch_driven_loss(family: str, params, logits, labels, fit) -> jax.Array:
+    """A batch-driven `family`'s loss: its base family at the point between the two
+    ends that the batch's statistic (or `fit`, when given) puts it."""
+    statistic = {"taylor_nce_fit": batch_fit, "taylor_nce_conf": batch_confidence}
+    f = statistic[family](logits, labels) if fit is None else fit
+    base = scheduled_params(family, params, f)
+    return _poly_family_loss(INTERPOLATED_FAMILIES[family], base, logits, labels)
 
 
 def taylorglo_loss(
