@@ -81,8 +81,8 @@ _POLY_WEIGHTS = {"taylor": (), "taylor_nce": ("nce",), "taylor_ce_nce": ("nce", 
 # A two-ended family is its base polynomial family with weights that move linearly
 # between two ends: ``params = [base params at the start..., end weights]``, the end
 # weights being every base parameter but ``c`` (shared by both ends). A scheduled one
-# moves with the training progress (which the caller passes), a fit-driven one with
-# `batch_fit` (which the loss computes from its own inputs).
+# moves with the training progress (which the caller passes), a batch-driven one
+# with a statistic of its own batch (`batch_fit`, `batch_confidence`).
 INTERPOLATED_FAMILIES = {"taylor_nce_sched": "taylor_nce",
                          "taylor_nce_fit": "taylor_nce",
                          "taylor_nce_conf": "taylor_nce"}
@@ -247,7 +247,7 @@ def scheduled_params(family: str, params, progress) -> jax.Array:
       params: ``[2 m - 1]``, the base family's ``m`` parameters at the start, then its
         ``m - 1`` weights (all but ``c``) at the end.
       progress: a scalar in [0, 1] (may be traced): the training progress of a
-        scheduled family, the `batch_fit` of a fit-driven one.
+        scheduled family, the batch statistic of a batch-driven one.
 
     Returns:
       ``[m]`` float32 parameters of the base family.
@@ -442,7 +442,7 @@ def loss_falls(family: str, params, num_classes: int = 10) -> np.ndarray:
     A loss that rises instead (it pays the network to move away from the label) is no
     loss to train with. For a scheduled family the drop is linear in the progress, so
     it is checked at the start and the end, which covers every point between; so is
-    a fit-driven family's.
+    a batch-driven family's.
 
     Args:
       family: a polynomial family (`POLYNOMIAL_FAMILIES`).
@@ -696,8 +696,8 @@ def arl_loss(
         "taylor").
       progress: ``step / (total_steps - 1)`` in [0, 1], required by a scheduled
         family ("taylor_nce_sched", whose loss changes over training) and ignored by
-        the others (the shipped loss is not scheduled; "taylor_nce_fit" reads the
-        state of training from its own batch, `batch_fit`).
+        the others (the shipped loss is not scheduled; the batch-driven families
+        read the state of training from their own batch).
 
     Returns:
       ``[...]`` float32 per-example losses.

@@ -298,7 +298,7 @@ def fitness_from(val_acc: np.ndarray, mode: str = "mean") -> np.ndarray:
 
 def reject_rising(cfg: SearchConfig, population, res: dict) -> dict:
     """`res` with ``falls [pop]`` added; in a two-ended family (scheduled or
-    fit-driven) a candidate whose loss rises from a uniform to a perfect prediction,
+    batch-driven) a candidate whose loss rises from a uniform to a perfect prediction,
     at the start or at the end (`losses.loss_falls`), scores validation accuracy 0,
     like a diverged one.
 
