@@ -68,8 +68,8 @@ __all__ = [
     "taylor_ce_nce_loss", "taylor_loss",
     "taylor_nce_loss", "taylor_nce_sched_loss", "taylorglo_loss", "family_loss",
     "SCHEDULED_FAMILIES", "loss_falls", "scheduled_params", "validate_loss_inputs",
-    "INTERPOLATED_FAMILIES", "batch_confidence", "batch_fit", "taylor_nce_conf_loss",
-    "taylor_nce_fit_loss",
+    "INTERPOLATED_FAMILIES", "BATCH_STATISTICS", "batch_confidence", "batch_fit",
+    "taylor_nce_conf_loss", "taylor_nce_fit_loss",
 ]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -368,11 +368,14 @@ def taylor_nce_conf_loss(
     return _batch_driven_loss("taylor_nce_conf", params, logits, labels, fit)
 
 
+# The statistic of its batch that moves each batch-driven family between its ends.
+BATCH_STATISTICS = {"taylor_nce_fit": batch_fit, "taylor_nce_conf": batch_confidence}
+
+
 def _batch_driven_loss(family: str, params, logits, labels, fit) -> jax.Array:
     """A batch-driven `family`'s loss: its base family at the point between the two
     ends that the batch's statistic (or `fit`, when given) puts it."""
-    statistic = {"taylor_nce_fit": batch_fit, "taylor_nce_conf": batch_confidence}
-    f = statistic[family](logits, labels) if fit is None else fit
+    f = BATCH_STATISTICS[family](logits, labels) if fit is None else fit
     base = scheduled_params(family, params, f)
     return _poly_family_loss(INTERPOLATED_FAMILIES[family], base, logits, labels)
 

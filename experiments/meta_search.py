@@ -283,11 +283,11 @@ def main(argv: list[str] | None = None) -> dict:
         if cfg.family in losses.SCHEDULED_FAMILIES:  # the loss at three moments
             panels |= {f"learned, {t:.0%} trained":
                        functools.partial(learned, progress=t) for t in (0.0, 0.5, 1.0)}
-        elif cfg.family in losses.INTERPOLATED_FAMILIES:  # at three batch states
+        elif cfg.family in losses.BATCH_STATISTICS:  # at three batch statistics
             fn = functools.partial(losses.FAMILIES[cfg.family],
                                    jnp.asarray(coeffs, jnp.float32))
-            what = "confidence" if cfg.family == "taylor_nce_conf" else "fit"
-            panels |= {f"learned, batch {what} {t:.1f}": functools.partial(fn, fit=t)
+            what = losses.BATCH_STATISTICS[cfg.family].__name__.replace("_", " ")
+            panels |= {f"learned, {what} {t:.1f}": functools.partial(fn, fit=t)
                        for t in (0.0, 0.5, 1.0)}
         else:
             panels["learned"] = learned
