@@ -212,16 +212,16 @@ def taylor_anl_loss(
     return _poly_family_loss("taylor_anl", params, logits, labels)
 
 
-def _check_progress(progress) -> jax.Array:
+def _check_progress(progress, name: str = "progress") -> jax.Array:
     """``progress`` as a float32 scalar clipped to [0, 1]; a concrete value outside
-    [0, 1] (or none) is an error."""
+    [0, 1] (or none) is an error that calls it `name`."""
     if progress is None:
         raise ValueError(
             "this loss changes over training: pass progress = step / (total_steps "
             "- 1), a number in [0, 1] (0 on the first step, 1 on the last)"
         )
     if isinstance(progress, int | float | np.number) and not 0.0 <= progress <= 1.0:
-        raise ValueError(f"progress must be in [0, 1]; got {progress}")
+        raise ValueError(f"{name} must be in [0, 1]; got {progress}")
     return jnp.clip(jnp.asarray(progress, jnp.float32), 0.0, 1.0)
 
 
@@ -238,7 +238,7 @@ def _split_scheduled(family: str, params) -> tuple[int, int]:
     return i, (n + 1) // 2
 
 
-def scheduled_params(family: str, params, progress) -> jax.Array:
+def scheduled_params(family: str, params, progress, name: str = "progress") -> jax.Array:
     """The base family's parameter vector at `progress` in [0, 1]: the start vector
     moved linearly to the end weights (``c`` fixed).
 
@@ -248,12 +248,13 @@ def scheduled_params(family: str, params, progress) -> jax.Array:
         ``m - 1`` weights (all but ``c``) at the end.
       progress: a scalar in [0, 1] (may be traced): the training progress of a
         scheduled family, the batch statistic of a batch-driven one.
+      name: what an error calls `progress` (``"fit"`` for a batch-driven family).
 
     Returns:
       ``[m]`` float32 parameters of the base family.
     """
     start, end = _scheduled_ends(family, jnp.asarray(params, jnp.float32), jnp)
-    return start + _check_progress(progress) * (end - start)
+    return start + _check_progress(progress, name) * (end - start)
 
 
 def _scheduled_ends(family: str, params, xp=np):
@@ -376,7 +377,7 @@ def _batch_driven_loss(family: str, params, logits, labels, fit) -> jax.Array:
     """A batch-driven `family`'s loss: its base family at the point between the two
     ends that the batch's statistic (or `fit`, when given) puts it."""
     f = BATCH_STATISTICS[family](logits, labels) if fit is None else fit
-    base = scheduled_params(family, params, f)
+    base = scheduled_params(family, params, f, "fit")
     return _poly_family_loss(INTERPOLATED_FAMILIES[family], base, logits, labels)
 
 

@@ -357,6 +357,8 @@ def test_batch_driven_losses_move_with_their_statistic_and_are_drop_in(family, s
         losses.taylor_nce_loss(start, logits, labels), rtol=1e-6)
     with pytest.raises(ValueError, match="odd length"):
         losses.FAMILIES[family](params[:-1], logits, labels)
+    with pytest.raises(ValueError, match=r"^fit must be in \[0, 1\]; got 1.5"):
+        losses.FAMILIES[family](params, logits, labels, fit=1.5)
 
 
 def test_taylor_series_approaches_cross_entropy():
