@@ -1,29 +1,32 @@
 """How `batch_fit` and `batch_confidence` move over a training run.
 
     python docs/runs/batch_stats/trace.py docs/runs/batch_stats/trace.json
+    python docs/runs/batch_stats/trace.py OUT.json --arch lenet --steps 5000 \
+        --loss nce_mae --rates 0.6,0.8
 
-The 2,000-step MLP protocol of docs/RESULTS.md section 2 (Fashion-MNIST, 10,000
-training images, Adam 1e-3 with cosine decay, batch 128) trained with the shipped
-loss on clean labels and at symmetric 0.6 and 0.8; both statistics of the training
-batch are recorded at a few steps. A record for section 3, not part of the package.
+The MLP protocol of docs/RESULTS.md section 2 (Fashion-MNIST, 10,000 training
+images, Adam 1e-3 with cosine decay, batch 128; 2,000 steps) trained with the
+shipped loss (or a baseline of `arl_jax.baselines`, `--loss`) on clean labels and at
+symmetric 0.6 and 0.8 (`--rates`); both statistics of the training batch are
+recorded at a few steps. A record for section 3, not part of the package.
 """
 
+import argparse
 import json
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from arl_jax import data, inner, losses, noise
+from arl_jax import baselines, data, inner, losses, noise
 
-STEPS, N, BATCH = 2000, 10_000, 128
-RECORD = (0, 10, 50, 100, 200, 500, 1000, 1500, 1999)
+N, BATCH = 10_000, 128
 
 
-def trace(model, x, y):
-    tx = optax.adam(optax.cosine_decay_schedule(1e-3, STEPS))
+def trace(model, x, y, loss_fn, steps):
+    record = {0, 10, 50, 100, 200, 500, 1000, 1500, 2000, 3000, 4000, steps - 1}
+    tx = optax.adam(optax.cosine_decay_schedule(1e-3, steps))
     params = model.init(jax.random.key(0), x[:1])
     opt = tx.init(params)
 
@@ -33,7 +36,7 @@ def trace(model, x, y):
 
         def objective(p):
             logits = model.apply(p, xb)
-            return jnp.mean(losses.arl_loss(logits, yb)), logits
+            return jnp.mean(loss_fn(logits, yb)), logits
 
         (_, logits), grads = jax.value_and_grad(objective, has_aux=True)(params)
         updates, opt = tx.update(grads, opt, params)
@@ -41,27 +44,35 @@ def trace(model, x, y):
         return optax.apply_updates(params, updates), opt, stats
 
     rng, rows = np.random.default_rng(0), []
-    for t in range(STEPS):
+    for t in range(steps):
         params, opt, (fit, conf) = step(params, opt, rng.integers(0, N, BATCH))
-        if t in RECORD:
+        if t in record:
             rows.append({"step": t, "batch_fit": round(float(fit), 3),
                          "batch_confidence": round(float(conf), 3)})
     return rows
 
 
-def main(path: str) -> None:
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out", help="JSON file written")
+    ap.add_argument("--arch", default="mlp")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--loss", default="arl", help="arl or a baseline's name")
+    ap.add_argument("--rates", default="0.0,0.6,0.8", help="symmetric noise rates")
+    args = ap.parse_args()
+    loss_fn = losses.arl_loss if args.loss == "arl" else getattr(baselines, args.loss)
     ds = data.load("fashion_mnist")
-    x = jnp.asarray(ds.x_train[:N].reshape(N, -1), jnp.float32)
+    x = jnp.asarray(ds.x_train[:N], jnp.float32)
     clean = jnp.asarray(ds.y_train[:N])
-    model = inner.build_model("mlp", 10)
+    model = inner.build_model(args.arch, 10)
     out = {}
-    for rate in (0.0, 0.6, 0.8):
+    for rate in map(float, args.rates.split(",")):
         y = clean if rate == 0 else noise.symmetric(jax.random.key(1), clean, rate, 10)
-        out[f"symmetric:{rate}"] = trace(model, x, y)
+        out[f"symmetric:{rate}"] = trace(model, x, y, loss_fn, args.steps)
         print(rate, out[f"symmetric:{rate}"], flush=True)
-    with open(path, "w") as fh:
+    with open(args.out, "w") as fh:
         json.dump(out, fh, indent=1)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()
