@@ -238,7 +238,9 @@ def _split_scheduled(family: str, params) -> tuple[int, int]:
     return i, (n + 1) // 2
 
 
-def scheduled_params(family: str, params, progress, name: str = "progress") -> jax.Array:
+def scheduled_params(
+    family: str, params, progress, name: str = "progress"
+) -> jax.Array:
     """The base family's parameter vector at `progress` in [0, 1]: the start vector
     moved linearly to the end weights (``c`` fixed).
 
