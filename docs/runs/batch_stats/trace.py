@@ -6,9 +6,9 @@
 
 The MLP protocol of docs/RESULTS.md section 2 (Fashion-MNIST, 10,000 training
 images, Adam 1e-3 with cosine decay, batch 128; 2,000 steps) trained with the
-shipped loss (or a baseline of `arl_jax.baselines`, `--loss`) on clean labels and at
+shipped loss (or another of `arl_jax.losses.LOSSES`, `--loss`) on clean labels and at
 symmetric 0.6 and 0.8 (`--rates`); both statistics of the training batch are
-recorded at a few steps. A record for section 3, not part of the package.
+recorded at a few steps. A record for sections 3 and 12, not part of the package.
 """
 
 import argparse
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from arl_jax import baselines, data, inner, losses, noise
+from arl_jax import data, inner, losses, noise
 
 N, BATCH = 10_000, 128
 
@@ -57,10 +57,10 @@ def main() -> None:
     ap.add_argument("out", help="JSON file written")
     ap.add_argument("--arch", default="mlp")
     ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--loss", default="arl", help="arl or a baseline's name")
+    ap.add_argument("--loss", default="arl", help="a name in losses.LOSSES")
     ap.add_argument("--rates", default="0.0,0.6,0.8", help="symmetric noise rates")
     args = ap.parse_args()
-    loss_fn = losses.arl_loss if args.loss == "arl" else getattr(baselines, args.loss)
+    loss_fn = losses.get_loss(args.loss)
     ds = data.load("fashion_mnist")
     x = jnp.asarray(ds.x_train[:N], jnp.float32)
     clean = jnp.asarray(ds.y_train[:N])
