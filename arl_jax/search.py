@@ -5,7 +5,9 @@ candidate of the population on the generation's tasks (vmapped over the populati
 seeds, sharded over devices) and scores it by clean-validation accuracy. Fitness, which
 CMA-ES minimises, is minus the mean clean-validation accuracy over the generation's
 tasks and seeds (Gao et al. 2021), or with `--fitness rank` minus the candidate's mean
-rank over the tasks (`fitness_from`). A diverged candidate scores accuracy 0.
+rank over the tasks, or with `--fitness margin` by how far it is ahead of the best
+of some hand-designed losses on its worst architecture (`fitness_from`). A diverged
+candidate scores accuracy 0.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ FITNESS_MODES = {
     "rank": "minus the mean over tasks of the clean-validation accuracy rank in the "
     "population, 0 the worst and 1 the best, so every task weighs the same however "
     "much its accuracies spread",
+    "margin": "minus the worst, over the architectures, mean over that architecture's "
+    "tasks of the clean-validation accuracy minus the best --references loss's on the "
+    "same task (same noisy labels and seeds): above 0 only for a loss ahead of every "
+    "reference on every architecture",
 }
 
 
@@ -74,6 +80,11 @@ class SearchConfig:
         "mean",
         "how a generation's tasks combine into fitness: "
         + " | ".join(f"{k} ({v})" for k, v in FITNESS_MODES.items()),
+    )
+    references: str = _field(
+        "nce_mae,nce_rce",
+        "hand-designed losses (names in arl_jax.losses) that --fitness margin "
+        "measures candidates against",
     )
     select_tasks: int = _field(
         6, "fixed tasks on which the elites are re-scored to pick the final loss"
@@ -123,6 +134,16 @@ class SearchConfig:
                 f"--fitness must be one of {', '.join(FITNESS_MODES)} "
                 f"(got {self.fitness!r})"
             )
+        if self.fitness == "margin":
+            refs = tasks.split_list(self.references)
+            if not refs:
+                raise ValueError("--references: --fitness margin needs at least one")
+            for name in refs:
+                if name not in losses.LOSSES or name == "arl":
+                    raise ValueError(
+                        f"--references: unknown hand-designed loss {name!r}; valid: "
+                        f"{', '.join(n for n in losses.LOSSES if n != 'arl')}"
+                    )
         if self.select_tasks < 0 or self.train_size < 0 or self.val_size < 0:
             raise ValueError("--select-tasks, --train-size, --val-size must be >= 0")
         names = tasks.split_list(self.datasets)
@@ -249,12 +270,14 @@ class TaskPool:
         return self._evaluators[key]
 
     def evaluate(
-        self, pop_params: jax.Array, task_list: list[tasks.Task], key: jax.Array
+        self, pop_params: jax.Array, task_list: list[tasks.Task], key: jax.Array,
+        loss: str | None = None,
     ) -> dict[str, np.ndarray]:
         """Train every candidate on every task; accuracies `[pop, tasks, seeds]`.
 
         Task i uses key `fold_in(key, i)` for its noise and its inner seeds, the same
-        for every candidate (common random numbers).
+        for every candidate (common random numbers). `loss` is the searched family
+        (``None``) or a hand-designed loss, which ignores `pop_params`.
         """
         val, test, div = [], [], []
         for task in task_list:
@@ -263,7 +286,7 @@ class TaskPool:
             batch = inner.Data.from_dataset(noisy)
             seeds = jax.random.split(k_train, self.cfg.seeds)
             fn = self.evaluator(
-                task.dataset, task.arch, self.cfg.family, self.cfg.steps
+                task.dataset, task.arch, loss or self.cfg.family, self.cfg.steps
             )
             # to_host gathers across hosts when the population spans processes.
             m = parallel.to_host(fn(pop_params, seeds, batch))
@@ -276,8 +299,28 @@ class TaskPool:
             "diverged": np.stack(div, axis=1),
         }
 
+    def score(
+        self, pop_params: jax.Array, task_list: list[tasks.Task], key: jax.Array
+    ) -> dict[str, Any]:
+        """`evaluate` the population (`reject_rising` applied) and, for `--fitness
+        margin`, the references on the same tasks and keys (``ref_val_acc``
+        `[refs, tasks, seeds]`); ``archs`` names each task's architecture."""
+        res = reject_rising(self.cfg, pop_params,
+                            self.evaluate(pop_params, task_list, key))
+        res["archs"] = [t.arch for t in task_list]
+        if self.cfg.fitness == "margin":
+            dummy = jnp.zeros((1, 1), jnp.float32)
+            res["ref_val_acc"] = np.concatenate([
+                self.evaluate(dummy, task_list, key, loss=name)["val_acc"]
+                for name in tasks.split_list(self.cfg.references)
+            ])
+        return res
 
-def fitness_from(val_acc: np.ndarray, mode: str = "mean") -> np.ndarray:
+
+def fitness_from(
+    val_acc: np.ndarray, mode: str = "mean", ref_val_acc: np.ndarray | None = None,
+    archs: list[str] | None = None,
+) -> np.ndarray:
     """Fitness `[pop]` (CMA-ES minimises it) from accuracies `[pop, tasks, seeds]`.
 
     "mean": minus the mean clean-validation accuracy over tasks and seeds. A task
@@ -286,12 +329,25 @@ def fitness_from(val_acc: np.ndarray, mode: str = "mean") -> np.ndarray:
     "rank": each task's seed-mean accuracies are ranked within the population (ties
     share their mean rank, scaled to [0, 1], the best 1), and fitness is minus the
     mean rank over tasks: every task weighs the same, whatever its spread.
+    "margin": each task's seed-mean accuracy minus the best reference's
+    (`ref_val_acc` `[refs, tasks, seeds]`), averaged over the tasks of each
+    architecture (`archs`, one name per task); fitness is minus the worst of those
+    means, so a loss gains only by being ahead of the references where it is least
+    ahead (issue 6's criterion 2 asks one loss to be first on every architecture).
     """
     if mode == "mean":
         return -val_acc.reshape(val_acc.shape[0], -1).mean(axis=1)
+    per_task = val_acc.reshape(val_acc.shape[0], val_acc.shape[1], -1).mean(axis=2)
+    if mode == "margin":
+        if ref_val_acc is None or archs is None or len(archs) != per_task.shape[1]:
+            raise ValueError("fitness 'margin' needs ref_val_acc and one arch per task")
+        ref = ref_val_acc.reshape(ref_val_acc.shape[0], per_task.shape[1], -1)
+        margin = per_task - ref.mean(axis=2).max(axis=0)  # [pop, tasks]
+        archs = np.asarray(archs)
+        per_arch = [margin[:, archs == a].mean(axis=1) for a in sorted(set(archs))]
+        return -np.min(per_arch, axis=0)
     if mode != "rank":
         raise ValueError(f"unknown fitness mode {mode!r}")
-    per_task = val_acc.reshape(val_acc.shape[0], val_acc.shape[1], -1).mean(axis=2)
     ranks = scipy.stats.rankdata(per_task, axis=0) - 1.0  # [pop, tasks], 0 = worst
     return -ranks.mean(axis=1) / max(val_acc.shape[0] - 1, 1)
 
@@ -357,8 +413,9 @@ def run_generation(
     k_ask, k_eval, k_tell = generation_keys(cfg, generation)
     population, state = _ask(es, k_ask, state, es_params)  # [pop, P]
     task_list = pool.sample(task_rng(cfg, generation), cfg.tasks)
-    res = reject_rising(cfg, population, pool.evaluate(population, task_list, k_eval))
-    fitness = fitness_from(res["val_acc"], cfg.fitness)  # [pop]
+    res = pool.score(population, task_list, k_eval)
+    fitness = fitness_from(res["val_acc"], cfg.fitness, res.get("ref_val_acc"),
+                           res["archs"])  # [pop]
     state, _ = _tell(es, k_tell, population, jnp.asarray(fitness), state, es_params)
     state = fix_dtypes(state)
     best = int(np.argmin(fitness))
@@ -378,6 +435,8 @@ def run_generation(
         "tasks": [dataclasses.asdict(t) for t in task_list],
         "task_val_acc_best": res["val_acc"][best].mean(axis=-1).tolist(),
     }
+    if "ref_val_acc" in res:  # [refs, tasks]: what the margin was measured against
+        record["task_ref_val_acc"] = res["ref_val_acc"].mean(axis=-1).tolist()
     return state, record
 
 
@@ -395,8 +454,8 @@ def select_final(
     padded = np.concatenate([candidates, np.repeat(candidates[-1:], cfg.pop - n, 0)])
     task_list = pool.sample(np.random.default_rng([cfg.seed, 10**6]), cfg.select_tasks)
     key = jax.random.fold_in(jax.random.key(cfg.seed), 10**6)
-    res = reject_rising(
-        cfg, padded, pool.evaluate(jnp.asarray(padded, jnp.float32), task_list, key))
+    res = pool.score(jnp.asarray(padded, jnp.float32), task_list, key)
     # Ranks are taken among the real candidates only, not the padding copies.
-    fitness = fitness_from(res["val_acc"][:n], cfg.fitness)
+    fitness = fitness_from(res["val_acc"][:n], cfg.fitness, res.get("ref_val_acc"),
+                           res["archs"])
     return int(np.argmin(fitness)), fitness

@@ -171,6 +171,9 @@ def test_out_with_a_search_of_other_settings_is_refused(tmp_path, capsys):
         (["--init", "1,2"], "--init"),
         (["--datasets", "synthetic", "--noise", "asymmetric:0.3"], "--noise"),
         (["--fitness", "median"], "--fitness"),
+        (["--fitness", "margin", "--references", "nce_maee"], "--references"),
+        (["--fitness", "margin", "--references", "arl"], "--references"),
+        (["--fitness", "margin", "--references", ""], "--references"),
     ],
 )
 def test_bad_flags_are_refused_before_compiling(flags, message, capsys):
@@ -235,6 +238,48 @@ def test_rank_fitness_search_and_selection_run():
     idx, fit = search.select_final(cfg, pool, np.stack([bad, good, 0.5 * good]))
     assert fit.shape == (3,) and fit[0] == 0.0 and idx != 0
     assert sorted(fit)[0] <= -0.5
+
+
+def test_margin_fitness_is_the_worst_architecture_against_the_best_reference():
+    # [pop 3, tasks 4, seeds 1]; tasks 0-1 on "mlp", 2-3 on "cnn"; 2 references.
+    val = np.array([
+        [[0.90], [0.80], [0.60], [0.50]],  # far ahead on mlp, behind on cnn
+        [[0.76], [0.66], [0.66], [0.56]],  # a little ahead on both
+        [[0.00], [0.00], [0.00], [0.00]],  # diverged
+    ])  # fmt: skip
+    refs = np.array([
+        [[0.75], [0.60], [0.65], [0.55]],
+        [[0.70], [0.65], [0.60], [0.50]],
+    ])  # best per task: .75 .65 .65 .55
+    archs = ["mlp", "mlp", "cnn", "cnn"]
+    fit = search.fitness_from(val, "margin", refs, archs)
+    # candidate 0: mlp (+.15 +.15)/2 = .15, cnn (-.05 -.05)/2 = -.05 -> worst -.05
+    np.testing.assert_allclose(fit, [0.05, -0.01, 0.70], atol=1e-6)
+    assert int(np.argmin(fit)) == 1  # ahead everywhere beats far ahead on one arch
+    # The mean fitness would pick candidate 0.
+    assert int(np.argmin(search.fitness_from(val, "mean"))) == 0
+    with pytest.raises(ValueError, match="ref_val_acc"):
+        search.fitness_from(val, "margin", refs, archs[:3])
+
+
+def test_margin_fitness_search_and_selection_run():
+    cfg = small_cfg(fitness="margin", references="nce_mae,cross_entropy", tasks=2,
+                    archs="mlp-s,mlp", select_tasks=2)
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("pop",))
+    pool = search.TaskPool(cfg, mesh)
+    es, params = search.make_strategy(cfg)
+    state = search.init_es_state(cfg, es, params, jax.random.key(0))
+    _, rec = search.run_generation(cfg, es, params, state, pool, 0)
+    ref = np.array(rec["task_ref_val_acc"])  # [2 references, 2 tasks]
+    assert ref.shape == (2, 2) and ((0.0 < ref) & (ref <= 1.0)).all()
+    best = np.array(rec["task_val_acc_best"])  # the fittest candidate's, per task
+    archs = np.array([t["arch"] for t in rec["tasks"]])
+    worst = min((best - ref.max(0))[archs == a].mean() for a in set(archs))
+    assert rec["best_fitness"] == pytest.approx(-worst, abs=1e-6)
+    # Selection: a loss that rewards a low p_y is far behind the references.
+    good = losses.family_init("taylor_nce", 4)
+    idx, fit = search.select_final(cfg, pool, np.stack([-good, good]))
+    assert idx == 1 and fit[0] > 0.15 and fit[0] > fit[1] + 0.15
 
 
 @pytest.mark.slow
