@@ -23,8 +23,8 @@ import numpy as np
 import scipy.stats
 from evosax.algorithms import CMA_ES
 
+from arl_jax import compare, inner, losses, models, parallel, tasks
 from arl_jax import data as data_lib
-from arl_jax import inner, losses, models, parallel, tasks
 
 FITNESS_MODES = {
     "mean": "minus mean clean-validation accuracy",
@@ -138,11 +138,12 @@ class SearchConfig:
             refs = tasks.split_list(self.references)
             if not refs:
                 raise ValueError("--references: --fitness margin needs at least one")
+            valid = [spec.loss for spec in compare.baseline_specs()]
             for name in refs:
-                if name not in losses.LOSSES or name == "arl":
+                if name not in valid:
                     raise ValueError(
                         f"--references: unknown hand-designed loss {name!r}; valid: "
-                        f"{', '.join(n for n in losses.LOSSES if n != 'arl')}"
+                        f"{', '.join(valid)}"
                     )
         if self.select_tasks < 0 or self.train_size < 0 or self.val_size < 0:
             raise ValueError("--select-tasks, --train-size, --val-size must be >= 0")

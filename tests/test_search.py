@@ -459,7 +459,7 @@ def test_defaults_reproduce_the_shipped_loss():
         recorded = json.load(f)
     recorded = recorded.get("config", recorded)
     recorded.setdefault("fitness", "mean")  # flags added after G, at G's behaviour
-    recorded.setdefault("references", "nce_mae,nce_rce")
+    recorded.setdefault("references", search.SearchConfig.references)
     defaults = dataclasses.asdict(search.SearchConfig(seed=2))
     assert {k: v for k, v in recorded.items() if k != "out"} == {
         k: v for k, v in defaults.items() if k != "out"
