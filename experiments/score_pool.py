@@ -7,7 +7,8 @@ A search can only find what its fitness rewards. This trains a few fixed losses,
 the shipped ARL, `--loss-file` results of searches and the hand-designed losses that
 are members of the searched family (for ``taylor_nce``: ``nce_rce`` is ``[1, 1,
 -log(1e4), 0, ...]``, ``nce_mae`` is ``[1, 1, -1, 0, ...]``, ``mae`` is ``[0, 1, -1,
-0, ...]``; ``ce_taylor`` is the search's cross-entropy-like start) on `--draws`
+0, ...]``; ``ce_taylor`` is the search's cross-entropy-like start) or any other loss
+of `arl_jax.losses.LOSSES` (``gce``, ``sce``, ...: trained by name) on `--draws`
 generations' worth of tasks drawn exactly as the search draws them (every search flag
 applies: `--datasets`, `--train-size`, `--steps`, ...), and reports each loss's
 fitness, the search's objective. If the pool ranks losses unlike the held-out data
@@ -96,12 +97,14 @@ def candidates(
     names: list[str],
     loss_files: list[str],
     elites: str = "",
-) -> dict[str, np.ndarray]:
+) -> dict[str, np.ndarray | None]:
     """Coefficients of the losses to score, all of `cfg.family` and order, in the
-    order given (`names`, then `loss_files`, then the `elites` of a run folder)."""
+    order given (`names`, then `loss_files`, then the `elites` of a run folder);
+    ``None`` for a name of `losses.LOSSES` that is no member of the family, which
+    is trained by name."""
     members = family_members(cfg.family, cfg.order)
     n = losses.family_num_params(cfg.family, cfg.order)
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray | None] = {}
 
     def add(spec: compare.LossSpec, what: str) -> None:
         # Shipped and searched losses are read as the meta-test reads them; one of a
@@ -124,10 +127,13 @@ def candidates(
             add(compare.arl_spec("arl"), "the shipped loss")
         elif name in members:
             out[name] = members[name]
+        elif name in losses.LOSSES:
+            out[name] = None
         else:
             raise ValueError(
-                f"--losses: {name!r} is not a member of family {cfg.family!r} "
-                f"here; choose from {['arl', *members]} or pass --loss-file"
+                f"--losses: {name!r} is neither a member of family {cfg.family!r} "
+                f"({['arl', *members]}) nor a loss of arl_jax.losses "
+                f"({sorted(losses.LOSSES)}); pass a search's result with --loss-file"
             )
     for path in loss_files:
         if not os.path.exists(path):
@@ -145,18 +151,26 @@ def candidates(
 
 
 def score(
-    cfg: search.SearchConfig, cands: dict[str, np.ndarray], draws: int
+    cfg: search.SearchConfig, cands: dict[str, np.ndarray | None], draws: int
 ) -> list[dict]:
-    """Every candidate on `draws` generations of tasks: one row per task."""
+    """Every candidate on `draws` generations of tasks: one row per task. The
+    family's members train as one population; a loss given by name (coefficients
+    ``None``) trains on the same tasks, noisy labels and seeds."""
     pool = search.TaskPool(cfg, parallel.make_mesh())
-    names = list(cands)
-    pop = jnp.asarray(np.stack([cands[n] for n in names]))
+    family = [n for n in cands if cands[n] is not None]
+    by_name = [n for n in cands if cands[n] is None]
+    names = family + by_name
+    pop = jnp.asarray(np.stack([cands[n] for n in family])) if family else None
+    dummy = jnp.zeros((1, 1), jnp.float32)
     rows = []
     for g in tqdm(range(draws), desc="task draws", unit="draw"):
         gen = DRAW_OFFSET + g
         task_list = pool.sample(search.task_rng(cfg, gen), cfg.tasks)
         k_eval = search.generation_keys(cfg, gen)[1]
-        res = pool.evaluate(pop, task_list, k_eval)
+        parts = [pool.evaluate(pop, task_list, k_eval)] if family else []
+        parts += [pool.evaluate(dummy, task_list, k_eval, loss=n) for n in by_name]
+        res = {k: np.concatenate([p[k] for p in parts])
+               for k in ("val_acc", "diverged")}
         val = res["val_acc"].mean(axis=-1)  # [pop, tasks]
         for j, t in enumerate(task_list):
             rows.append(
@@ -275,7 +289,7 @@ def main(argv: list[str] | None = None) -> dict:
         "command": "python -m experiments.score_pool "
         + shlex.join(sys.argv[1:] if argv is None else argv),
         "config": dataclasses.asdict(cfg),
-        "coeffs": {n: cands[n].tolist() for n in names},
+        "coeffs": {n: None if cands[n] is None else cands[n].tolist() for n in names},
         **summary,
         "rows": rows,
     }

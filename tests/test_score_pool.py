@@ -61,6 +61,29 @@ def test_score_pool_writes_scores(tmp_path, capsys):
     assert "mean (= -fitness)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_a_loss_outside_the_family_is_trained_by_name_on_the_same_tasks(
+    tmp_path, monkeypatch
+):
+    # GCE is no member of taylor_nce: it is trained by name, on the tasks, noisy
+    # labels and seeds the members get, so a member scored twice (once by name)
+    # gets the same accuracies.
+    argv = [*TINY, "--losses", "nce_mae", "gce", "--out", str(tmp_path / "p")]
+    cands = score_pool.candidates(search.SearchConfig(), ["nce_mae", "gce"], [])
+    assert cands["gce"] is None and cands["nce_mae"] is not None
+    res = score_pool.main(argv)
+    assert res["coeffs"]["gce"] is None
+    assert set(res["mean"]) == {"nce_mae", "gce"}
+    monkeypatch.setitem(losses.LOSSES, "nce_mae_named", losses.LOSSES["nce_mae"])
+    cfg = search.SearchConfig(datasets="synthetic,digits", archs="mlp-s", tasks=2,
+                              steps=20, train_size=200, val_size=64)
+    twice = score_pool.score(cfg, {"nce_mae": cands["nce_mae"], "nce_mae_named": None},
+                             draws=1)
+    for r in twice:
+        assert r["val_acc"]["nce_mae"] == pytest.approx(r["val_acc"]["nce_mae_named"],
+                                                        abs=0.02)
+
+
 def test_a_smaller_familys_loss_is_scored_in_a_larger_family():
     # The shipped loss (taylor_nce) can be scored beside CE and SCE, which only
     # taylor_ce_nce holds: it is written there with a CE weight of 0.
@@ -72,7 +95,7 @@ def test_a_smaller_familys_loss_is_scored_in_a_larger_family():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--losses", "gce"], "not a member of family"),
+    (["--losses", "nope"], "neither a member of family"),
     (["--family", "taylor", "--losses", "arl"], "the shipped loss is taylor_nce"),
     (["--draws", "0"], "--draws must be >= 1"),
     (["--losses", "mae", "--loss-file", "nope.json"], "nope.json: not found"),
