@@ -2,6 +2,7 @@
 
     python docs/runs/curves/curve.py OUT.json --arch lenet --steps 5000 \
         --noise symmetric:0.8 --beta 1,5
+    python docs/runs/curves/curve.py --plot OUT.png A.json B.json ...
 
 The 5,000-step protocol of docs/RESULTS.md sections 4 and 10 (Fashion-MNIST, the
 first 10,000 training images, Adam 1e-3 with cosine decay, batch 128), trained with
@@ -10,7 +11,8 @@ NCE + β (1 - p_y) (`taylor_nce`, coefficients [1, 1, -β, 0, 0, 0]) for each
 test accuracy and, on the training set, the fraction of the corrupted examples the
 network predicts as their noisy label (memorised) or as their true label
 (corrected), and of the uncorrupted examples it predicts right. A record for
-section 12, not part of the package.
+section 12, not part of the package. ``--plot`` draws the test accuracy and the
+memorised fraction of every run of the JSON files given against the step.
 """
 
 import argparse
@@ -66,15 +68,44 @@ def curve(model, x, y, clean, x_test, y_test, loss_fn, steps):
     return rows
 
 
+def plot(png: str, paths: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for path in paths:
+        with open(path) as fh:
+            rec = json.load(fh)
+        for name, rows in rec["runs"].items():
+            steps = [r["step"] for r in rows]
+            label = f"{rec['arch']} {rec['noise']} {name}"
+            for ax, key in zip(axes, ("test_acc", "memorised"), strict=True):
+                ax.plot(steps, [r[key] for r in rows], marker="o", label=label)
+    axes[0].set_ylabel("clean test accuracy (%)")
+    axes[1].set_ylabel("corrupted training labels predicted (%)")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("out", help="JSON file written")
+    ap.add_argument("out", help="JSON file written (the PNG with --plot)")
+    ap.add_argument("--plot", nargs="+", default=None, metavar="JSON",
+                    help="draw these curve files into OUT instead of training")
     ap.add_argument("--arch", default="mlp")
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--noise", default="symmetric:0.8", help="KIND:RATE")
     ap.add_argument("--beta", default="1,5", help="betas of NCE + beta MAE")
     ap.add_argument("--loss-file", nargs="*", default=[], help="best_loss.json files")
     args = ap.parse_args()
+    if args.plot:
+        return plot(args.out, args.plot)
     kind, rate = args.noise.split(":")
     ds = data.load("fashion_mnist")
     x = jnp.asarray(ds.x_train[:N], jnp.float32)
