@@ -161,14 +161,13 @@ def score(
     by_name = [n for n in cands if cands[n] is None]
     names = family + by_name
     pop = jnp.asarray(np.stack([cands[n] for n in family])) if family else None
-    dummy = jnp.zeros((1, 1), jnp.float32)
     rows = []
     for g in tqdm(range(draws), desc="task draws", unit="draw"):
         gen = DRAW_OFFSET + g
         task_list = pool.sample(search.task_rng(cfg, gen), cfg.tasks)
         k_eval = search.generation_keys(cfg, gen)[1]
         parts = [pool.evaluate(pop, task_list, k_eval)] if family else []
-        parts += [pool.evaluate(dummy, task_list, k_eval, loss=n) for n in by_name]
+        parts += [pool.evaluate_named(n, task_list, k_eval) for n in by_name]
         res = {k: np.concatenate([p[k] for p in parts])
                for k in ("val_acc", "diverged")}
         val = res["val_acc"].mean(axis=-1)  # [pop, tasks]
