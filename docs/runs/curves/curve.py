@@ -37,7 +37,8 @@ def predict(model, params, x, chunk=2000):
 
 def curve(model, x, y, clean, x_test, y_test, loss_fn, steps):
     record = sorted({250, 500, 1000, 1500, 2000, 2500, 3000, 4000, steps})
-    tx = optax.adam(optax.cosine_decay_schedule(1e-3, steps))
+    # The meta-test's optimiser (Adam, lr 1e-3 decayed by a cosine over the run).
+    tx = inner.build_optimizer(inner.InnerConfig(lr=1e-3), steps)
     params = model.init(jax.random.key(0), x[:1])
     opt = tx.init(params)
 
