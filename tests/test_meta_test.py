@@ -212,6 +212,33 @@ def test_bar_check_judges_the_bar_against_the_hand_designed_losses():
     assert "The bar on digits" in text and "for comparison only" in text
 
 
+def test_bar_check_reads_criterion_2_over_the_architectures_together():
+    def row(arch, loss, acc):
+        return dict(dataset="d", arch=arch, noise="symmetric:0.8", kind="symmetric",
+                    rate=0.8, loss=loss, seed=0, val_acc=acc, test_acc=acc,
+                    train_loss=0.0, diverged=False, seconds=0.0)  # fmt: skip
+
+    # Each architecture has its own best hand-designed loss; arl is second in
+    # both tables and first on their average. `sce` ran on one architecture only.
+    accs = {"mlp": {"arl": 0.70, "nce_rce": 0.72, "nce_mae": 0.60, "sce": 0.9},
+            "lenet": {"arl": 0.80, "nce_rce": 0.70, "nce_mae": 0.81}}  # fmt: skip
+    rows = [row(a, n, v) for a, d in accs.items() for n, v in d.items()]
+    summary = meta_test.bar_check(rows)
+    assert summary["mlp"]["bar"]["criterion_2_met"] is False
+    assert summary["lenet"]["bar"]["criterion_2_met"] is False
+    across = summary[meta_test.ACROSS]
+    assert across["archs"] == ["lenet", "mlp"]
+    assert across["mean_over_noisy"] == pytest.approx(
+        {"arl": 0.75, "nce_rce": 0.71, "nce_mae": 0.705})
+    assert across["bar"] == {"criterion_2_met": True, "reference_rank": 1,
+                             "losses": 3, "best": "arl"}  # fmt: skip
+    text = meta_test.bar_text(summary)
+    assert "- lenet and mlp together" in text and "(75.00%): criterion 2 met" in text
+    assert text.count("criterion 2") == 3 + 1  # the heading names it once
+    # One architecture: no such entry.
+    assert meta_test.ACROSS not in meta_test.bar_check(rows[:4])
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
