@@ -2,6 +2,7 @@
 determinism, jit, and the errors bad inputs get."""
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +11,7 @@ import pytest
 from scipy import stats
 
 from arl_jax import data, noise
+from arl_jax import data_readers as readers
 
 N = 50_000
 TOL = 0.01  # "within 1 point of rate"
@@ -199,6 +201,44 @@ def test_jit_matches_eager_with_traced_rate(labels10, features):
     np.testing.assert_array_equal(batched[1], noise.pairflip(keys[1], y, 0.2, 10))
 
 
+# ---------------------------------------------------------------------- nearest
+def test_nearest_class_mapping_pairs_the_closest_class_means():
+    # Class means on a line at 0, 1, 5 and 5.5; class 4 has no example.
+    centres = {0: 0.0, 1: 1.0, 2: 5.0, 3: 5.5}
+    y = np.repeat(np.arange(4), 50)
+    x = np.array([centres[c] for c in y])[:, None] + np.random.default_rng(0).normal(
+        0, 0.05, (200, 3))
+    got = dict(noise.nearest_class_mapping(x, y, 5))
+    assert got == {0: 1, 1: 0, 2: 3, 3: 2, 4: 4}
+    with pytest.raises(ValueError, match="outside"):
+        noise.nearest_class_mapping(x, y + 2, 5)
+    with pytest.raises(ValueError, match="feature rows"):
+        noise.nearest_class_mapping(x[:10], y, 5)
+
+
+def test_nearest_flips_every_class_to_its_neighbour_at_the_rate():
+    y = np.repeat(np.arange(4), 5000)
+    x = np.array([0.0, 1.0, 5.0, 5.5])[y][:, None]
+    noisy = noise.nearest(jax.random.key(0), x, y, 0.4, 4)
+    t = noise.realised_transition(y, noisy, 4)
+    want = {0: 1, 1: 0, 2: 3, 3: 2}
+    for c, d in want.items():
+        assert abs(t[c, d] - 0.4) < 0.02 and abs(t[c, c] - 0.6) < 0.02
+    assert t.sum() == pytest.approx(4.0)
+    np.testing.assert_array_equal(noise.nearest(jax.random.key(1), x, y, 0.0, 4), y)
+
+
+@pytest.mark.skipif(
+    not Path(readers.SYSTEM_FASHION_MNIST_DIR).is_dir(),
+    reason="apt-get install dataset-fashion-mnist (CI installs it)",
+)
+def test_nearest_on_fashion_mnist_pairs_similar_garments():
+    ds = data.load("fashion_mnist")
+    got = noise.nearest_class_mapping(ds.x_train, ds.y_train, 10)
+    # pullover <-> coat, sandal <-> sneaker, T-shirt -> shirt
+    assert (got[2], got[4], got[5], got[7], got[0]) == (4, 2, 7, 5, 6)
+
+
 # ---------------------------------------------------------------- apply / parse
 @pytest.fixture(scope="module")
 def digits():
@@ -206,7 +246,8 @@ def digits():
 
 
 @pytest.mark.parametrize(
-    "spec", ["symmetric:0.4", "asymmetric:0.3", "pairflip:0.45", "instance:0.4"]
+    "spec",
+    ["symmetric:0.4", "asymmetric:0.3", "pairflip:0.45", "instance:0.4", "nearest:0.3"],
 )
 def test_apply_noise_changes_y_train_only(digits, spec):
     noisy = noise.apply_noise(jax.random.key(0), digits, spec)

@@ -10,7 +10,9 @@ NCE + β (1 - p_y) (`taylor_nce`, coefficients [1, 1, -β, 0, 0, 0]) for each
 `--beta`, or with the losses of `--loss-file`. At a few steps it records the clean
 test accuracy and, on the training set, the fraction of the corrupted examples the
 network predicts as their noisy label (memorised) or as their true label
-(corrected), and of the uncorrupted examples it predicts right. A record for
+(corrected), of the uncorrupted examples it predicts right, and the test accuracy
+of each class. A scheduled family (`taylor_nce_sched`) is given the progress of the
+run as the meta-test gives it. A record for
 section 12, not part of the package. ``--plot`` draws the test accuracy and the
 memorised fraction of every run of the JSON files given against the step.
 """
@@ -43,9 +45,10 @@ def curve(model, x, y, clean, x_test, y_test, loss_fn, steps):
     opt = tx.init(params)
 
     @jax.jit
-    def step(params, opt, idx):
+    def step(params, opt, idx, progress):
         xb, yb = x[idx], y[idx]
-        grads = jax.grad(lambda p: jnp.mean(loss_fn(model.apply(p, xb), yb)))(params)
+        grads = jax.grad(
+            lambda p: jnp.mean(loss_fn(model.apply(p, xb), yb, progress)))(params)
         updates, opt = tx.update(grads, opt, params)
         return optax.apply_updates(params, updates), opt
 
@@ -53,7 +56,10 @@ def curve(model, x, y, clean, x_test, y_test, loss_fn, steps):
     yn, yc = np.asarray(y), np.asarray(clean)
     rng, rows = np.random.default_rng(0), []
     for t in range(1, steps + 1):
-        params, opt = step(params, opt, rng.integers(0, N, BATCH))
+        # A scheduled family reads the progress (the meta-test's step / (steps - 1));
+        # the others ignore it.
+        progress = jnp.float32((t - 1) / (steps - 1))
+        params, opt = step(params, opt, rng.integers(0, N, BATCH), progress)
         if t in record:
             pred, test = predict(model, params, x), predict(model, params, x_test)
             def pct(hit):
@@ -64,6 +70,7 @@ def curve(model, x, y, clean, x_test, y_test, loss_fn, steps):
                 "memorised": pct(pred[corrupted] == yn[corrupted]),
                 "corrected": pct(pred[corrupted] == yc[corrupted]),
                 "clean_fit": pct(pred[~corrupted] == yc[~corrupted]),
+                "class_test_acc": [pct(test[y_test == c] == c) for c in range(10)],
             })
             print(rows[-1], flush=True)
     return rows
