@@ -300,15 +300,9 @@ def bar_check(rows: list[dict], ref: str | None = None) -> dict:
             entry["paired_minus_reference"] = paired[arch]
         if ref in means:
             gap = entry.get("reference_minus_ce_sym0.6")
-            # The rivals are the hand-designed losses (other learned losses are
-            # candidates for the reference's place, not rivals).
-            field = [n for n in ranked if n == ref or not report.is_learned(n)]
             entry["bar"] = {
                 "criterion_1_met": None if gap is None else 100 * gap >= BAR_POINTS,
-                "criterion_2_met": field[0] == ref,
-                "reference_rank": field.index(ref) + 1,
-                "losses": len(field),
-                "best": field[0],
+                **_criterion_2(ranked, ref),
             }
         out[arch] = entry
     across = _across_architectures(out)
@@ -339,11 +333,16 @@ def _across_architectures(per_arch: dict) -> dict | None:
     entry = {"archs": archs, "reference": ref, "mean_over_noisy": means,
              "ranking": ranked}  # fmt: skip
     if ref in means:
-        field = [n for n in ranked if n == ref or not report.is_learned(n)]
-        entry["bar"] = {"criterion_2_met": field[0] == ref,
-                        "reference_rank": field.index(ref) + 1,
-                        "losses": len(field), "best": field[0]}  # fmt: skip
+        entry["bar"] = _criterion_2(ranked, ref)
     return entry
+
+
+def _criterion_2(ranked: list[str], ref: str) -> dict:
+    """Where `ref` stands in `ranked` (losses, best first) among the hand-designed
+    losses: other learned losses are candidates for its place, not rivals."""
+    field = [n for n in ranked if n == ref or not report.is_learned(n)]
+    return {"criterion_2_met": field[0] == ref, "reference_rank": field.index(ref) + 1,
+            "losses": len(field), "best": field[0]}  # fmt: skip
 
 
 # Issue 6's bar: the learned loss beats cross-entropy by this many points of test
