@@ -210,9 +210,7 @@ def nearest(
       int32 noisy labels, shaped like `labels`.
     """
     mapping = nearest_class_mapping(features, labels, num_classes)
-    _check_rate(rate)
-    table = jnp.asarray([mapping[c] for c in range(num_classes)], jnp.int32)
-    return _asymmetric(key, jnp.asarray(labels, jnp.int32), rate, table)
+    return asymmetric(key, labels, rate, mapping)
 
 
 def instance_dependent(
