@@ -13,7 +13,9 @@ any family with the right arguments. A batch-driven family moves between the sam
 two ends with a statistic of its own batch, how well the predictions fit their
 labels ("taylor_nce_fit", `batch_fit`) or how confident they are
 ("taylor_nce_conf", `batch_confidence`), so it needs nothing but ``(logits,
-labels)``: a drop-in loss.
+labels)``: a drop-in loss. A prior family ("taylor_nce_prior") adds to its base a
+searched weight of `class_prior_penalty`, which keeps the batch's mean prediction
+near the uniform class prior, so that no class collapses into another.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ __all__ = [
     "SCHEDULED_FAMILIES", "loss_falls", "scheduled_params", "validate_loss_inputs",
     "INTERPOLATED_FAMILIES", "BATCH_STATISTICS", "batch_confidence", "batch_fit",
     "taylor_nce_conf_loss", "taylor_nce_fit_loss",
+    "PRIOR_FAMILIES", "class_prior_penalty", "taylor_nce_prior_loss",
 ]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -87,7 +90,12 @@ INTERPOLATED_FAMILIES = {"taylor_nce_sched": "taylor_nce",
                          "taylor_nce_fit": "taylor_nce",
                          "taylor_nce_conf": "taylor_nce"}
 SCHEDULED_FAMILIES = {"taylor_nce_sched": "taylor_nce"}
-POLYNOMIAL_FAMILIES = (*_POLY_WEIGHTS, *INTERPOLATED_FAMILIES)
+# A prior family is its base polynomial family plus a last parameter, the weight of
+# `class_prior_penalty`: ``params = [base params..., lambda]``.
+PRIOR_FAMILIES = {"taylor_nce_prior": "taylor_nce"}
+# The base polynomial family of every family built on one.
+_BASE_FAMILY = {**INTERPOLATED_FAMILIES, **PRIOR_FAMILIES}
+POLYNOMIAL_FAMILIES = (*_POLY_WEIGHTS, *INTERPOLATED_FAMILIES, *PRIOR_FAMILIES)
 # How much each term falls from a uniform prediction over C classes to a perfect one.
 _TERM_DROP = {"nce": lambda c: 1.0 / c, "ce": math.log, "nnce": lambda c: 1.0 - 1.0 / c}
 # Each term's per-example value from log p [..., C], log p_y [...] and the labels.
@@ -383,6 +391,58 @@ def _batch_driven_loss(family: str, params, logits, labels, fit) -> jax.Array:
     return _poly_family_loss(INTERPOLATED_FAMILIES[family], base, logits, labels)
 
 
+def class_prior_penalty(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """How far the batch's mean prediction is from the uniform class prior.
+
+    ``KL(u || m) = sum_k (1/C) log((1/C) / m_k)`` with ``m = mean_i p_i`` over every
+    example of the batch (all leading axes) and ``u`` uniform over the ``C``
+    classes (Tanaka et al., "Joint Optimization Framework for Learning with Noisy
+    Labels", CVPR 2018). It is 0 when the network predicts every class equally
+    often and grows as one class's share falls: when a class collapses into
+    another for the whole run (Fashion-MNIST's pullovers into "shirt" under
+    asymmetric noise, docs/RESULTS.md section 12), a loss with little gradient at
+    small ``p_y`` leaves it there, while this pulls it back whatever the labels
+    say. It assumes balanced classes. The value is the batch's, repeated for every
+    example (the batch mean of the per-example losses is the penalty); the
+    gradient flows through ``m``. `labels` are only checked.
+
+    Returns:
+      ``[...]`` float32, the same value for every example.
+    """
+    log_p, _ = _log_probs(logits, labels)
+    c = log_p.shape[-1]
+    flat = log_p.reshape(-1, c)
+    log_m = jax.nn.logsumexp(flat, axis=0) - jnp.log(flat.shape[0])
+    return jnp.broadcast_to(-jnp.mean(log_m) - jnp.log(c), labels.shape)
+
+
+def taylor_nce_prior_loss(
+    params: jax.Array, logits: jax.Array, labels: jax.Array
+) -> jax.Array:
+    """`taylor_nce_loss` plus a searched weight of `class_prior_penalty`.
+
+    ``loss = a NCE + sum_k theta_k (p_y - c)^k + lambda KL(u || m)`` with ``params =
+    [a, c, theta_1, ..., theta_K, lambda]``. The polynomial's trade between fitting
+    (gradient at small ``p_y``) and resisting noisy labels (little of it) has one
+    failure that no setting of it avoids: a loss flat at small ``p_y`` resists wrong
+    labels but also lets a whole class stay predicted as another; the penalty acts
+    on the batch's class shares instead, which symmetric noise leaves alone. With
+    ``lambda = 0`` it is "taylor_nce" (`embed_coeffs`). A drop-in loss of
+    ``(logits, labels)``; it assumes balanced classes.
+
+    Args:
+      params: ``[K + 3]`` float, ``[a, c, theta_1, ..., theta_K, lambda]``.
+      logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
+
+    Returns:
+      ``[...]`` float32 per-example losses.
+    """
+    _check_params(params, "params", len(_POLY_WEIGHTS["taylor_nce"]) + 3, None)
+    params = jnp.asarray(params, jnp.float32)
+    return (_poly_family_loss("taylor_nce", params[:-1], logits, labels)
+            + params[-1] * class_prior_penalty(logits, labels))
+
+
 def taylorglo_loss(
     params: jax.Array, logits: jax.Array, labels: jax.Array
 ) -> jax.Array:
@@ -427,6 +487,7 @@ FAMILIES: dict[str, Callable[..., jax.Array]] = {
     "taylor_nce_sched": taylor_nce_sched_loss,
     "taylor_nce_fit": taylor_nce_fit_loss,
     "taylor_nce_conf": taylor_nce_conf_loss,
+    "taylor_nce_prior": taylor_nce_prior_loss,
 }
 
 
@@ -461,11 +522,14 @@ def loss_falls(family: str, params, num_classes: int = 10) -> np.ndarray:
     if family not in POLYNOMIAL_FAMILIES:
         raise ValueError(f"loss_falls handles {sorted(POLYNOMIAL_FAMILIES)}; got "
                          f"family {family!r}")
-    base = INTERPOLATED_FAMILIES.get(family, family)
+    base = _BASE_FAMILY.get(family, family)
     params = np.asarray(params, np.float64)
 
     def falls(p):
-        ends = _scheduled_ends(family, p) if base != family else (p,)
+        if family in PRIOR_FAMILIES:  # the penalty does not change the drop
+            ends = (p[:-1],)
+        else:
+            ends = _scheduled_ends(family, p) if base != family else (p,)
         return all(_recentre(base, v, num_classes)[1] > 0 for v in ends)
 
     flat = params.reshape(-1, params.shape[-1])
@@ -493,6 +557,8 @@ def family_num_params(family: str, order: int) -> int:
         return 8
     if family in INTERPOLATED_FAMILIES:
         return 2 * family_num_params(INTERPOLATED_FAMILIES[family], order) - 1
+    if family in PRIOR_FAMILIES:
+        return family_num_params(PRIOR_FAMILIES[family], order) + 1
     raise ValueError(f"unknown family {family!r}; valid families: {sorted(FAMILIES)}")
 
 
@@ -508,7 +574,8 @@ def family_init(family: str, order: int) -> np.ndarray:
     "taylor_nce": NCE weight ``a = 0`` and the "taylor" start, so the search starts
     from the same cross-entropy-like loss; "taylor_ce_nce" and "taylor_anl": also
     ``b = 0``. The two-ended families (`INTERPOLATED_FAMILIES`): the "taylor_nce"
-    start, the same at the end.
+    start, the same at the end. The prior families: their base's start and
+    ``lambda = 0``.
 
     Args:
       family: a key of `FAMILIES`.
@@ -522,6 +589,9 @@ def family_init(family: str, order: int) -> np.ndarray:
         base = INTERPOLATED_FAMILIES[family]
         return np.asarray(embed_coeffs(base, family_init(base, order), family),
                           np.float32)
+    if family in PRIOR_FAMILIES:
+        base = family_init(PRIOR_FAMILIES[family], order)
+        return np.concatenate([base, [0.0]]).astype(np.float32)
     if family in _POLY_WEIGHTS:
         k = np.arange(1, int(order) + 1)
         weights = np.zeros(len(_POLY_WEIGHTS[family]))
@@ -532,10 +602,11 @@ def family_init(family: str, order: int) -> np.ndarray:
 def _contains(into: str, family: str) -> bool:
     """Whether polynomial family `into` holds every loss of `family` (its weighted
     terms start with `family`'s: the others are set to 0; a two-ended family holds
-    what its base holds, as a loss with equal ends)."""
-    if family in INTERPOLATED_FAMILIES:
+    what its base holds, as a loss with equal ends; a prior family, with ``lambda =
+    0``)."""
+    if family in _BASE_FAMILY:
         return into == family
-    into = INTERPOLATED_FAMILIES.get(into, into)
+    into = _BASE_FAMILY.get(into, into)
     weights = _POLY_WEIGHTS[family]
     return _POLY_WEIGHTS[into][: len(weights)] == weights
 
@@ -547,7 +618,8 @@ def embed_coeffs(family: str, coeffs, into: str) -> list[float]:
     weight ``b = 0`` and "taylor_anl" with an NNCE weight ``b = 0``; the missing
     weights are inserted as zeros, so the loss is exactly the same function; a
     two-ended family (`INTERPOLATED_FAMILIES`) holds its base's losses
-    with the same weights at the end as at the start. Lets a loss of one family be
+    with the same weights at the end as at the start, and a prior family with
+    ``lambda = 0``. Lets a loss of one family be
     scored or searched from in a larger one.
 
     Args:
@@ -568,13 +640,15 @@ def embed_coeffs(family: str, coeffs, into: str) -> list[float]:
     params = [float(v) for v in np.asarray(coeffs, np.float64)]
     if family == into:
         return params
-    base = INTERPOLATED_FAMILIES.get(into, into)
+    base = _BASE_FAMILY.get(into, into)
     i = len(_POLY_WEIGHTS[family])
     pad = [0.0] * (len(_POLY_WEIGHTS[base]) - i)
     params = params[:i] + pad + params[i:]
     if into in INTERPOLATED_FAMILIES:  # the same weights at both ends: constant
         j = len(_POLY_WEIGHTS[base])
         params = params + params[:j] + params[j + 1:]
+    if into in PRIOR_FAMILIES:  # no penalty
+        params = params + [0.0]
     return params
 
 
@@ -596,7 +670,8 @@ def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, 
     two-ended family's ends are re-centred alike and divided by one factor, from
     the drop halfway between them (at mid-training for a scheduled family; the mean
     of the two ends' drops), so the loss at every point between is the same function
-    up to that one factor.
+    up to that one factor. A prior family's penalty weight is divided by the same
+    factor (the penalty is 0 at both reference predictions, so it adds no drop).
 
     Args:
       family: a polynomial family (`POLYNOMIAL_FAMILIES`).
@@ -625,6 +700,9 @@ def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, 
                                   for v in _scheduled_ends(family, params))
         out, drop = np.concatenate([start, end[:i], end[i + 1:]]), (d0 + d1) / 2
         what = "halfway between its ends (mid-training for a schedule) "
+    elif family in PRIOR_FAMILIES:  # the base re-centred, the weight kept
+        out, drop = _recentre(PRIOR_FAMILIES[family], params[:-1], num_classes)
+        out, what = np.concatenate([out, params[-1:]]), ""
     else:
         out, drop = _recentre(family, params, num_classes)
         what = ""
@@ -634,7 +712,7 @@ def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, 
             f"{what}(drop {drop:.4g}); it cannot be put on cross-entropy's scale"
         )
     factor = drop / math.log(num_classes)
-    i = len(_POLY_WEIGHTS[INTERPOLATED_FAMILIES.get(family, family)])
+    i = len(_POLY_WEIGHTS[_BASE_FAMILY.get(family, family)])
     out[np.arange(len(out)) != i] /= factor  # every linear weight; c stays 1
     return [float(v) for v in out], factor
 

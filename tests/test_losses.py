@@ -292,6 +292,52 @@ def test_taylor_nce_sched_moves_linearly_from_start_to_end():
         losses.taylor_nce_loss(start, logits, labels))
 
 
+def test_class_prior_penalty_is_the_kl_from_uniform_to_the_batch_mean_prediction():
+    logits, labels = _points()
+    p = _np_probs(logits, labels)[0]
+    m = p.mean(0)
+    kl = np.sum(np.log((1 / C) / m)) / C
+    got = np.asarray(losses.class_prior_penalty(logits, labels))
+    assert got.shape == labels.shape
+    np.testing.assert_allclose(got, kl, rtol=1e-5)
+    # Every class predicted equally often: 0, whatever the labels say.
+    balanced = np.where(np.eye(C, dtype=bool), 8.0, 0.0).astype(np.float32)
+    for lab in (np.arange(C), np.zeros(C, int)):
+        assert float(losses.class_prior_penalty(balanced, lab)[0]) == pytest.approx(
+            0.0, abs=1e-6)
+    # One class never predicted (the others as before): large, and its gradient
+    # raises that class's logit on every example.
+    collapsed = balanced.copy()
+    collapsed[:, 2] = -10.0
+    assert float(losses.class_prior_penalty(collapsed, np.arange(C))[0]) > 0.5
+    g = jax.grad(lambda z: losses.class_prior_penalty(z, np.arange(C)).mean())(
+        jnp.asarray(collapsed))
+    assert (np.asarray(g)[:, 2] < 0).all()
+    # Every leading axis is one batch.
+    np.testing.assert_allclose(
+        losses.class_prior_penalty(np.stack([balanced, collapsed]),
+                                   np.stack([np.arange(C)] * 2))[0, 0],
+        losses.class_prior_penalty(np.concatenate([balanced, collapsed]),
+                                   np.r_[np.arange(C), np.arange(C)])[0], rtol=1e-5)
+    with pytest.raises(ValueError):
+        losses.class_prior_penalty(logits, labels + C)
+
+
+def test_taylor_nce_prior_adds_its_weight_of_the_penalty_to_taylor_nce():
+    logits, labels = _points()
+    base = np.array([0.8, 1.0, -1.5, 0.7], np.float32)
+    for lam in (0.0, 2.5):
+        np.testing.assert_allclose(
+            losses.arl_loss(logits, labels, np.r_[base, lam], "taylor_nce_prior"),
+            losses.taylor_nce_loss(base, logits, labels)
+            + lam * losses.class_prior_penalty(logits, labels), rtol=1e-6)
+    rising = [0.0, 1.0, 1.0, 0.0, 3.0]  # p_y - 1, whatever the penalty's weight
+    assert losses.loss_falls("taylor_nce_prior", [np.r_[base, 3.0], rising]).tolist(
+        ) == [True, False]
+    with pytest.raises(ValueError, match="params"):
+        losses.taylor_nce_prior_loss(base[:2], logits, labels)
+
+
 def test_batch_fit_runs_from_a_uniform_to_a_perfect_prediction():
     logits, labels = _points()
     p_y = _np_probs(logits, labels)[3]
@@ -393,7 +439,8 @@ def test_taylorglo_init_is_scaled_second_order_ce():
                          [("taylor", 1, 2), ("taylor", 4, 5), ("taylorglo", 3, 8),
                           ("taylor_nce", 4, 6), ("taylor_ce_nce", 4, 7),
                           ("taylor_anl", 2, 5), ("taylor_nce_sched", 4, 11),
-                          ("taylor_nce_fit", 4, 11), ("taylor_nce_conf", 3, 9)])
+                          ("taylor_nce_fit", 4, 11), ("taylor_nce_conf", 3, 9),
+                          ("taylor_nce_prior", 4, 7)])
 def test_family_num_params_and_init(family, order, n):
     assert losses.family_num_params(family, order) == n
     init = losses.family_init(family, order)
@@ -409,6 +456,9 @@ def test_family_num_params_and_init(family, order, n):
     if family in losses.INTERPOLATED_FAMILIES:  # taylor_nce's start, twice
         base = losses.family_init("taylor_nce", order)
         np.testing.assert_array_equal(init, np.r_[base, base[0], base[2:]])
+    if family in losses.PRIOR_FAMILIES:  # taylor_nce's start, no penalty
+        np.testing.assert_array_equal(init, np.r_[losses.family_init("taylor_nce",
+                                                                     order), 0.0])
 
 
 @pytest.mark.parametrize("name",
@@ -530,6 +580,7 @@ SEARCH_K = [2.4837, 3.6713, 14.2350, -5.6797, -1.7370, -10.2054, -0.3614]  # c =
     ("taylor_anl", [0.9, 1.3, 0.2, -2.0, 0.8, 0.5]),
     ("taylor_nce_sched", [1.5, 0.3, -2.0, 0.8, 0.4, 3.0, -4.0, -1.0, 0.5]),
     ("taylor_nce_fit", [1.5, 0.3, -2.0, 0.8, 0.4, 3.0, -4.0, -1.0, 0.5]),
+    ("taylor_nce_prior", [1.5, 0.3, -2.0, 0.8, 0.4, 0.7]),
 ])
 @pytest.mark.parametrize("progress", [0.0, 0.7])
 def test_normalise_coeffs_keeps_the_gradients_up_to_a_positive_factor(
@@ -549,12 +600,14 @@ def test_normalise_coeffs_keeps_the_gradients_up_to_a_positive_factor(
     # Centred at p_y = 1, and it falls by ln C from uniform to perfect, like CE.
     # (A scheduled loss falls by ln C at mid-training, the mean of its two ends.)
     centre = {"taylor": 0, "taylor_nce": 1, "taylor_ce_nce": 2, "taylor_anl": 2,
-              "taylor_nce_sched": 1, "taylor_nce_fit": 1}
+              "taylor_nce_sched": 1, "taylor_nce_fit": 1, "taylor_nce_prior": 1}
     assert normal[centre[family]] == 1.0
     uniform, perfect = np.zeros((1, C), np.float32), np.full((1, C), -60.0, np.float32)
     perfect[0, 0] = 60.0
     at = {"taylor_nce_sched": functools.partial(fn, progress=0.5),
           "taylor_nce_fit": functools.partial(losses.taylor_nce_fit_loss, fit=0.5),
+          # The penalty of one example's batch is no part of the drop.
+          "taylor_nce_prior": lambda q, z, y: losses.taylor_nce_loss(q[:-1], z, y),
           }.get(family, fn)
     drop = at(jnp.asarray(normal), uniform, np.zeros(1, np.int32)) - at(
         jnp.asarray(normal), perfect, np.zeros(1, np.int32))
@@ -590,6 +643,8 @@ def test_normalise_coeffs_turns_search_k_into_a_readable_loss():
     ("taylor", [0.3, -2.0, 1.5], "taylor_nce_sched"),
     ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_nce_fit"),
     ("taylor", [0.3, -2.0, 1.5], "taylor_nce_conf"),
+    ("taylor", [0.3, -2.0, 1.5], "taylor_nce_prior"),
+    ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_nce_prior"),
 ])
 def test_embed_coeffs_writes_the_same_loss_in_a_larger_family(family, coeffs, into):
     logits, labels = _points()
@@ -608,7 +663,9 @@ def test_embed_coeffs_writes_the_same_loss_in_a_larger_family(family, coeffs, in
                                               ("taylor_anl", "taylor_nce_sched"),
                                               ("taylor_nce_sched", "taylor_nce"),
                                               ("taylor_nce_fit", "taylor_nce_sched"),
-                                              ("taylor_nce_sched", "taylor_nce_fit")])
+                                              ("taylor_nce_sched", "taylor_nce_fit"),
+                                              ("taylor_nce_prior", "taylor_nce"),
+                                              ("taylor_nce_prior", "taylor_nce_fit")])
 def test_embed_coeffs_refuses_a_family_that_is_not_contained(family, into):
     # Both have two weights, but CE is not NNCE: neither holds the other; a loss
     # that changes over training is in no constant family.

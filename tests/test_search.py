@@ -389,26 +389,28 @@ def test_ship_loss_refuses_what_should_not_be_the_default(run, match, tmp_path):
 
 
 @pytest.mark.slow
-def test_fit_driven_search_ships_a_drop_in_loss(tmp_path):
-    # A search of the fit-driven family plots its loss at three batch fits, and its
-    # loss ships (unlike a scheduled one): arl_loss(logits, labels) evaluates it.
+@pytest.mark.parametrize("family", ["taylor_nce_fit", "taylor_nce_prior"])
+def test_batch_reading_search_ships_a_drop_in_loss(tmp_path, family):
+    # A search of the fit-driven family plots its loss at three batch fits (the prior
+    # family its per-example part), and its loss ships (unlike a scheduled one):
+    # arl_loss(logits, labels) evaluates it.
     from arl_jax import losses
     from experiments import ship_loss
 
     out = tmp_path / "fit"
     proc = run_cli([*TINY, "--pop", "4", "--generations", "1", "--family",
-                    "taylor_nce_fit", "--out", str(out)], timeout=600)
+                    family, "--out", str(out)], timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "learned_loss.png").stat().st_size > 10_000
     dest = tmp_path / "arl.json"
     info = ship_loss.ship(str(out), str(dest), force=True)  # a toy search: see above
-    assert info["family"] == "taylor_nce_fit"
-    assert len(info["coeffs"]) == losses.family_num_params("taylor_nce_fit", 4)
+    assert info["family"] == family
+    assert len(info["coeffs"]) == losses.family_num_params(family, 4)
     logits = jax.random.normal(jax.random.key(0), (16, 10))
     labels = jax.random.randint(jax.random.key(1), (16,), 0, 10)
     got = losses.arl_loss(logits, labels, coeffs=info["coeffs"], family=info["family"])
     assert got.shape == (16,) and np.isfinite(got).all()
-    assert ship_loss._refusal({"family": "taylor_nce_fit"}) == ""
+    assert ship_loss._refusal({"family": family}) == ""
 
 
 def test_scheduled_search_rejects_losses_that_rise():
