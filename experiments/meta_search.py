@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> dict:
                        for t in (0.0, 0.5, 1.0)}
         elif cfg.family in losses.PRIOR_FAMILIES:  # the per-example part
             base = losses.PRIOR_FAMILIES[cfg.family]
-            panels[f"learned, + {coeffs[-1]:.2f} x the batch's prior penalty"] = (
+            panels[f"learned (+ {coeffs[-1]:.2f} x prior penalty)"] = (
                 functools.partial(losses.family_loss, base,
                                   jnp.asarray(coeffs[:-1], jnp.float32)))
         else:
