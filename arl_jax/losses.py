@@ -526,10 +526,10 @@ def loss_falls(family: str, params, num_classes: int = 10) -> np.ndarray:
     params = np.asarray(params, np.float64)
 
     def falls(p):
-        if family in PRIOR_FAMILIES:  # the penalty does not change the drop
-            ends = (p[:-1],)
-        else:
-            ends = _scheduled_ends(family, p) if base != family else (p,)
+        if family in INTERPOLATED_FAMILIES:
+            ends = _scheduled_ends(family, p)
+        else:  # a prior family's penalty does not change the drop
+            ends = (p[:-1] if family in PRIOR_FAMILIES else p,)
         return all(_recentre(base, v, num_classes)[1] > 0 for v in ends)
 
     flat = params.reshape(-1, params.shape[-1])

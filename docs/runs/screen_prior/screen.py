@@ -56,12 +56,14 @@ def with_prior(logits, labels, base=None, lam=1.0, uniform=False):
 
 
 def base_loss(spec: str):
-    """(name, fn) of a loss name or a best_loss.json."""
+    """(name, fn) of a loss name or a best_loss.json (the drop-in `arl` loss with its
+    family and coefficients)."""
     if spec.endswith(".json"):
-        data = json.load(open(spec))
+        with open(spec) as fh:
+            data = json.load(fh)
         name = os.path.basename(os.path.dirname(spec)) or spec
-        coeffs = jnp.asarray(data["coeffs"], jnp.float32)
-        return name, functools.partial(losses.FAMILIES[data["family"]], coeffs)
+        fn = losses.get_loss("arl", coeffs=data["coeffs"], family=data["family"])
+        return name, fn
     return spec, losses.LOSSES[spec]
 
 
