@@ -2,9 +2,9 @@
 
     python docs/runs/screen_prior/screen.py BASE:LAMBDA[:u],... META_TEST_FLAGS...
 
-Each ``BASE:LAMBDA`` is one loss, ``BASE + LAMBDA KL(pi || m)``, where ``BASE`` is a
-loss of `arl_jax.losses.LOSSES` by name (``nce_mae``, ``arl``) or a ``best_loss.json``
-(its family and coefficients), ``pi`` is the share of each class among the batch's
+Each ``BASE:LAMBDA`` is one loss (a bare loss name is run as it is, beside them),
+``BASE + LAMBDA KL(pi || m)``, where ``BASE`` is a loss of `arl_jax.losses.LOSSES`
+by name (``nce_mae``, ``arl``) or a ``best_loss.json`` (its family and coefficients), ``pi`` is the share of each class among the batch's
 labels (with ``:u``, the uniform 1/C: balanced classes assumed) and ``m`` the
 batch's mean softmax prediction (Tanaka et al., "Joint Optimization Framework for
 Learning with Noisy Labels", CVPR 2018; the uniform one is
@@ -70,6 +70,9 @@ def base_loss(spec: str):
 def main(argv):
     names = []
     for spec in argv[0].split(","):
+        if ":" not in spec:  # a loss of the package as it is, run beside the screens
+            names.append(spec)
+            continue
         uniform = spec.endswith(":u")
         base, lam = spec.removesuffix(":u").rsplit(":", 1)
         tag, fn = base_loss(base)
