@@ -4,10 +4,11 @@
 
 Each ``BASE:LAMBDA`` is one loss (a bare loss name is run as it is, beside them),
 ``BASE + LAMBDA KL(pi || m)``, where ``BASE`` is a loss of `arl_jax.losses.LOSSES`
-by name (``nce_mae``, ``arl``) or a ``best_loss.json`` (its family and coefficients), ``pi`` is the share of each class among the batch's
-labels (with ``:u``, the uniform 1/C: balanced classes assumed) and ``m`` the
-batch's mean softmax prediction (Tanaka et al., "Joint Optimization Framework for
-Learning with Noisy Labels", CVPR 2018; the uniform one is
+by name (``nce_mae``, ``arl``) or a ``best_loss.json`` (its family and
+coefficients), ``pi`` is the share of each class among the batch's labels (with
+``:u``, the uniform 1/C: balanced classes assumed) and ``m`` the batch's mean
+softmax prediction (Tanaka et al., "Joint Optimization Framework for Learning with
+Noisy Labels", CVPR 2018; the uniform one is
 `arl_jax.losses.class_prior_penalty`). Under symmetric noise a network predicts its
 classes in about the shares it is given them and the penalty stays near 0; when a
 class collapses into another for the whole run (Fashion-MNIST's pullovers into
@@ -23,7 +24,7 @@ the collapse in place.) The losses are registered under names like
         --archs lenet --seeds 2 --steps 5000 --train-size 10000 \
         --out runs/screen_prior_lenet_u
 
-A record for docs/RESULTS.md section 12, not part of the package.
+A record for docs/RESULTS.md sections 14 and 15, not part of the package.
 """
 
 import functools
