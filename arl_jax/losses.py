@@ -73,6 +73,7 @@ __all__ = [
     "INTERPOLATED_FAMILIES", "BATCH_STATISTICS", "batch_confidence", "batch_fit",
     "taylor_nce_conf_loss", "taylor_nce_fit_loss",
     "PRIOR_FAMILIES", "class_prior_penalty", "taylor_nce_prior_loss",
+    "with_class_prior",
 ]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -414,6 +415,40 @@ def class_prior_penalty(logits: jax.Array, labels: jax.Array) -> jax.Array:
     flat = log_p.reshape(-1, c)
     log_m = jax.nn.logsumexp(flat, axis=0) - jnp.log(flat.shape[0])
     return jnp.broadcast_to(-jnp.mean(log_m) - jnp.log(c), labels.shape)
+
+
+def with_class_prior(
+    loss: LossFn | str, weight: float = 1.0, **hyperparams: Any
+) -> LossFn:
+    """Any loss plus ``weight`` times `class_prior_penalty`: a drop-in loss.
+
+    ``with_class_prior("nce_mae")(logits, labels)`` is ``nce_mae(logits, labels) +
+    class_prior_penalty(logits, labels)``, per example like every loss here. With
+    three seeds on Fashion-MNIST (docs/RESULTS.md section 15) NCE+MAE and NCE+RCE plus
+    the penalty with weight 1 are ahead of every published loss with LeNet-5; they
+    gain 3.7 and 5.3 points at asymmetric 0.4, where a class would otherwise
+    collapse into another. It assumes balanced classes.
+
+    Args:
+      loss: a loss function of ``(logits, labels)`` or a name of `LOSSES`.
+      weight: the penalty's weight (finite, ``>= 0``; 0 gives ``loss`` back).
+      **hyperparams: bound to ``loss`` when it is a name (`get_loss`).
+    """
+    weight = float(weight)
+    if not math.isfinite(weight) or weight < 0:
+        raise ValueError(
+            f"with_class_prior: weight must be finite and >= 0, got {weight}"
+        )
+    if isinstance(loss, str):
+        loss = get_loss(loss, **hyperparams)
+    elif hyperparams:
+        raise ValueError("with_class_prior: hyper-parameters are bound by name only; "
+                         f"got {sorted(hyperparams)} with a function")
+
+    def penalised(logits: jax.Array, labels: jax.Array) -> jax.Array:
+        return loss(logits, labels) + weight * class_prior_penalty(logits, labels)
+
+    return penalised
 
 
 def taylor_nce_prior_loss(

@@ -338,6 +338,37 @@ def test_taylor_nce_prior_adds_its_weight_of_the_penalty_to_taylor_nce():
         losses.taylor_nce_prior_loss(base[:2], logits, labels)
 
 
+def test_with_class_prior_adds_the_penalty_to_any_loss():
+    logits, labels = _points()
+    pen = np.asarray(losses.class_prior_penalty(logits, labels))
+    assert pen[0] > 0.01  # the test points' mean prediction is not uniform
+    for name, kw in (("nce_mae", {}), ("gce", {"q": 0.5})):
+        fn = losses.with_class_prior(name, 2.0, **kw)
+        np.testing.assert_allclose(
+            fn(logits, labels), losses.get_loss(name, **kw)(logits, labels) + 2.0 * pen,
+            rtol=1e-6)
+    # A function works as well as a name; weight 0 is the loss itself; jit and
+    # grad go through, the gradient including the penalty's.
+    np.testing.assert_allclose(losses.with_class_prior(losses.nce_rce, 0.0)(
+        logits, labels), losses.nce_rce(logits, labels), rtol=1e-6)
+    fn = jax.jit(losses.with_class_prior(losses.cross_entropy))
+    g = jax.grad(lambda z: fn(z, labels).mean())(jnp.asarray(logits))
+    g_ce = jax.grad(lambda z: losses.cross_entropy(z, labels).mean())(
+        jnp.asarray(logits))
+    g_pen = jax.grad(lambda z: losses.class_prior_penalty(z, labels).mean())(
+        jnp.asarray(logits))
+    np.testing.assert_allclose(g, g_ce + g_pen, rtol=1e-5, atol=1e-7)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="weight must be finite"):
+            losses.with_class_prior("nce_mae", bad)
+    with pytest.raises(ValueError, match="unknown loss"):
+        losses.with_class_prior("no_such_loss")
+    with pytest.raises(ValueError, match="by name only"):
+        losses.with_class_prior(losses.gce, q=0.5)
+    with pytest.raises(ValueError):  # labels out of range, checked by the loss
+        losses.with_class_prior("nce_mae")(logits, labels + C)
+
+
 def test_batch_fit_runs_from_a_uniform_to_a_perfect_prediction():
     logits, labels = _points()
     p_y = _np_probs(logits, labels)[3]

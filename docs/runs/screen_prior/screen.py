@@ -39,11 +39,10 @@ from arl_jax import losses
 from experiments import meta_test
 
 
-def prior_penalty(logits, labels, uniform=False):
-    """``KL(pi || m)`` of the batch (every leading axis), one value per example; the
-    uniform prior is the package's `class_prior_penalty`."""
-    if uniform:
-        return losses.class_prior_penalty(logits, labels)
+def label_share_penalty(logits, labels):
+    """``KL(pi || m)`` of the batch (every leading axis) with ``pi`` the batch's label
+    shares, one value per example (the uniform ``pi`` is the package's
+    `class_prior_penalty`)."""
     c = logits.shape[-1]
     log_p = jax.nn.log_softmax(logits.reshape(-1, c).astype(jnp.float32), axis=-1)
     log_m = jax.nn.logsumexp(log_p, axis=0) - jnp.log(log_p.shape[0])
@@ -52,8 +51,8 @@ def prior_penalty(logits, labels, uniform=False):
     return jnp.full(labels.shape, kl)
 
 
-def with_prior(logits, labels, base=None, lam=1.0, uniform=False):
-    return base(logits, labels) + lam * prior_penalty(logits, labels, uniform)
+def with_label_shares(logits, labels, base=None, lam=1.0):
+    return base(logits, labels) + lam * label_share_penalty(logits, labels)
 
 
 def base_loss(spec: str):
@@ -78,8 +77,9 @@ def main(argv):
         base, lam = spec.removesuffix(":u").rsplit(":", 1)
         tag, fn = base_loss(base)
         name = f"prior{float(lam):g}{'u' if uniform else ''}_{tag}"
-        losses.LOSSES[name] = functools.partial(
-            with_prior, base=fn, lam=float(lam), uniform=uniform)
+        losses.LOSSES[name] = (
+            losses.with_class_prior(fn, float(lam)) if uniform
+            else functools.partial(with_label_shares, base=fn, lam=float(lam)))
         names.append(name)
     meta_test.main(argv[1:] + ["--losses", *names])
 
