@@ -33,6 +33,6 @@ left=$(( TOTAL - ($(date +%s) - start) ))
 if [ "$left" -gt 60 ]; then
   run "$left" extra.log sce,gce,anl_ce,poly1,taylor_ce,mae
 fi
-tail -3 "$OUT"/*.log
+tail -n 3 "$OUT"/*.log
 tar czf "$OUT/all.tgz" -C "$OUT" mt core.log $( [ -f "$OUT/extra.log" ] && echo extra.log )
 rm -rf "${OUT:?}/mt"
