@@ -7,6 +7,7 @@ validation split taken from the training set. Scaling, per dataset:
 | --- | --- | --- | --- |
 | synthetic | (dim,) | Gaussian mixture, noise std 1 | fresh draws (num_test) |
 | digits | (8, 8, 1) | pixel / 16 in [0, 1] | fixed 20% (seed 1234) |
+| digits28 | (28, 28, 1) | digits upscaled and randomly distorted, in [0, 1] | as digits |
 | mnist1d | (40,) | as generated: mean 0, std 1 over all samples | last 20% |
 | fashion_mnist, mnist, kmnist, emnist/digits | (28, 28, 1) | pixel / 255 | official |
 | svhn_cropped, cifar10, cifar100 | (32, 32, 3) | pixel / 255 | official |
@@ -35,6 +36,7 @@ from arl_jax import data_readers as readers
 DATASETS = (
     "synthetic",
     "digits",
+    "digits28",
     "mnist1d",
     "fashion_mnist",
     "mnist",
@@ -119,6 +121,7 @@ def load(
       **kwargs: per dataset:
         synthetic: num_train=5000, num_test=1000, dim=20, num_classes=10,
           clusters_per_class=3, separation=6.0, data_seed=0 (see `make_synthetic`);
+        digits28: data_seed=0 (the distortions, see `make_digits28`);
         mnist1d: num_samples=5000 (train + test), data_seed=42;
         TFDS datasets (and fashion_mnist without local files): download=False;
         clothing1m: image_size=32, max_train=None, max_eval=None.
@@ -233,6 +236,53 @@ def _load_digits(*, data_dir=None) -> readers.RawData:
     return readers.RawData(x[train], y[train], x[test], y[test])
 
 
+def make_digits28(
+    images: np.ndarray, *, data_seed: int = 0, max_rotation: float = 15.0,
+    scale: tuple[float, float] = (0.85, 1.15), max_shift: float = 2.0,
+) -> np.ndarray:
+    """8x8 digit images in [0, 1] [n, 8, 8] -> MNIST-like 28x28 images [n, 28, 28].
+
+    Each image is upscaled bilinearly to 20x20 and centred in a 28x28 frame, as
+    MNIST centres its digits in a 20x20 box, then distorted by a random affine map
+    about the centre: a rotation in +-`max_rotation` degrees, a zoom in `scale` and a
+    shift of up to `max_shift` pixels along each axis, drawn from
+    `np.random.default_rng(data_seed)` in image order (bilinear, clipped to [0, 1]).
+    """
+    from scipy import ndimage
+
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 3 or images.shape[1:] != (8, 8):
+        raise ValueError(f"want images [n, 8, 8], got {images.shape}")
+    rng = np.random.default_rng(data_seed)
+    n = len(images)
+    angle = np.deg2rad(rng.uniform(-max_rotation, max_rotation, n))
+    zoom = rng.uniform(*scale, n)
+    shift = rng.uniform(-max_shift, max_shift, (n, 2))
+    centre = np.full(2, 13.5)
+    out = np.empty((n, 28, 28), np.float32)
+    for i, image in enumerate(images):
+        frame = np.zeros((28, 28))
+        frame[4:24, 4:24] = ndimage.zoom(image, 2.5, order=1)
+        cos, sin = np.cos(angle[i]), np.sin(angle[i])
+        # affine_transform maps output coordinates to input ones: the inverse map.
+        inverse = np.array([[cos, -sin], [sin, cos]]) / zoom[i]
+        offset = centre - inverse @ (centre + shift[i])
+        warped = ndimage.affine_transform(frame, inverse, offset=offset, order=1)
+        out[i] = np.clip(warped, 0.0, 1.0)
+    return out
+
+
+def _load_digits28(*, data_dir=None, data_seed: int = 0) -> readers.RawData:
+    """`digits` at MNIST's 28x28 (`make_digits28`), with the same fixed test split:
+    a meta-train task whose convolutions see images of Fashion-MNIST's size."""
+    raw = _load_digits(data_dir=data_dir)
+    rng = np.random.SeedSequence(int(data_seed)).spawn(2)
+    seeds = [int(s.generate_state(1)[0]) for s in rng]
+    x_train = make_digits28(raw.x_train[..., 0], data_seed=seeds[0])[..., None]
+    x_test = make_digits28(raw.x_test[..., 0], data_seed=seeds[1])[..., None]
+    return readers.RawData(x_train, raw.y_train, x_test, raw.y_test)
+
+
 @functools.lru_cache(maxsize=4)
 def _mnist1d_arrays(num_samples: int, data_seed: int) -> tuple[np.ndarray, ...]:
     """mnist1d's generator (no download), cached; arrays are read-only."""
@@ -306,6 +356,7 @@ def _load_clothing1m(*, data_dir=None, **kwargs) -> readers.RawData:
 _LOADERS: dict[str, Callable[..., readers.RawData]] = {
     "synthetic": _load_synthetic,
     "digits": _load_digits,
+    "digits28": _load_digits28,
     "mnist1d": _load_mnist1d,
     "fashion_mnist": _load_fashion_mnist,
     "mnist": _tfds_loader("mnist"),
