@@ -7,7 +7,7 @@ validation split taken from the training set. Scaling, per dataset:
 | --- | --- | --- | --- |
 | synthetic | (dim,) | Gaussian mixture, noise std 1 | fresh draws (num_test) |
 | digits | (8, 8, 1) | pixel / 16 in [0, 1] | fixed 20% (seed 1234) |
-| digits28 | (28, 28, 1) | digits upscaled and randomly distorted, in [0, 1] | as digits |
+| digits28 | (28, 28, 1) | digits upscaled, distorted, in [0, 1] | as digits |
 | mnist1d | (40,) | as generated: mean 0, std 1 over all samples | last 20% |
 | fashion_mnist, mnist, kmnist, emnist/digits | (28, 28, 1) | pixel / 255 | official |
 | svhn_cropped, cifar10, cifar100 | (32, 32, 3) | pixel / 255 | official |

@@ -57,6 +57,7 @@ def no_network(monkeypatch):
 LOCAL = {
     "synthetic": ((20,), 5000, 1000),
     "digits": ((8, 8, 1), 1797 - 359, 359),
+    "digits28": ((28, 28, 1), 1797 - 359, 359),
     "mnist1d": ((40,), MNIST1D_SAMPLES * 4 // 5, MNIST1D_SAMPLES // 5),
 }
 LOCAL_KWARGS = {"mnist1d": {"num_samples": MNIST1D_SAMPLES}}
@@ -91,7 +92,7 @@ def test_local_shapes_classes_splits(local_sets, name):
         assert x.shape == (len(y), *shape)
         assert set(np.unique(y)) == set(range(10))
         assert not x.flags.writeable and not y.flags.writeable
-    if name == "digits":
+    if name in ("digits", "digits28"):
         assert ds.x_train.min() == 0.0 and ds.x_train.max() == 1.0
     if name == "mnist1d":  # the generator's global standardisation
         x_all = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
@@ -105,6 +106,35 @@ def test_local_shapes_classes_splits(local_sets, name):
     assert sorted(row_hashes(np.concatenate([ds.x_train, ds.x_val]))) == sorted(
         row_hashes(np.concatenate([other.x_train, other.x_val]))
     )
+
+
+def test_digits28_is_digits_upscaled_and_distorted(local_sets):
+    digits, _, _ = local_sets["digits"]
+    big, _, _ = local_sets["digits28"]
+    # The same fixed test split: the same digits, in the same order.
+    np.testing.assert_array_equal(big.y_test, digits.y_test)
+    # With no distortion an image is its 8x8 self upscaled to 20x20 in a 28x28 frame:
+    # an empty 4-pixel border, and the 8x8 image back when shrunk again.
+    images = np.asarray(digits.x_test[:20, ..., 0])
+    plain = data.make_digits28(images, max_rotation=0.0, scale=(1.0, 1.0), max_shift=0)
+    assert plain.shape == (20, 28, 28) and plain.dtype == np.float32
+    border = np.ones((28, 28), bool)
+    border[4:24, 4:24] = False
+    assert np.all(plain[:, border] == 0)
+    from scipy import ndimage
+
+    for image, frame in zip(images, plain, strict=True):
+        small = ndimage.zoom(frame[4:24, 4:24], 0.4, order=1)
+        assert np.corrcoef(small.ravel(), image.ravel())[0, 1] > 0.95
+    # Distortions: seeded, different per seed, and they move the digits.
+    a = data.make_digits28(images, data_seed=3)
+    np.testing.assert_array_equal(a, data.make_digits28(images, data_seed=3))
+    assert not np.allclose(a, data.make_digits28(images, data_seed=4))
+    assert np.abs(a - plain).mean() > 0.01
+    assert data.load("digits28", data_seed=1).x_test.shape == big.x_test.shape
+    assert not np.array_equal(data.load("digits28", data_seed=1).x_test, big.x_test)
+    with pytest.raises(ValueError, match=r"want images \[n, 8, 8\]"):
+        data.make_digits28(np.zeros((2, 28, 28)))
 
 
 def test_split_train_val_partitions_by_index():
