@@ -253,6 +253,12 @@ def make_digits28(
     images = np.asarray(images, dtype=np.float64)
     if images.ndim != 3 or images.shape[1:] != (8, 8):
         raise ValueError(f"want images [n, 8, 8], got {images.shape}")
+    if not 0.0 < scale[0] <= scale[1]:
+        raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {scale}")
+    if max_rotation < 0 or max_shift < 0:
+        raise ValueError(
+            f"max_rotation and max_shift must be >= 0, got {max_rotation}, {max_shift}"
+        )
     rng = np.random.default_rng(data_seed)
     n = len(images)
     angle = np.deg2rad(rng.uniform(-max_rotation, max_rotation, n))
@@ -276,8 +282,8 @@ def _load_digits28(*, data_dir=None, data_seed: int = 0) -> readers.RawData:
     """`digits` at MNIST's 28x28 (`make_digits28`), with the same fixed test split:
     a meta-train task whose convolutions see images of Fashion-MNIST's size."""
     raw = _load_digits(data_dir=data_dir)
-    rng = np.random.SeedSequence(int(data_seed)).spawn(2)
-    seeds = [int(s.generate_state(1)[0]) for s in rng]
+    children = np.random.SeedSequence(int(data_seed)).spawn(2)  # train, test
+    seeds = [int(child.generate_state(1)[0]) for child in children]
     x_train = make_digits28(raw.x_train[..., 0], data_seed=seeds[0])[..., None]
     x_test = make_digits28(raw.x_test[..., 0], data_seed=seeds[1])[..., None]
     return readers.RawData(x_train, raw.y_train, x_test, raw.y_test)
