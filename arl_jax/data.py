@@ -265,10 +265,10 @@ def make_digits28(
     zoom = rng.uniform(*scale, n)
     shift = rng.uniform(-max_shift, max_shift, (n, 2))
     centre = np.full(2, 13.5)
+    frames = np.zeros((n, 28, 28))
+    frames[:, 4:24, 4:24] = ndimage.zoom(images, (1, 2.5, 2.5), order=1)
     out = np.empty((n, 28, 28), np.float32)
-    for i, image in enumerate(images):
-        frame = np.zeros((28, 28))
-        frame[4:24, 4:24] = ndimage.zoom(image, 2.5, order=1)
+    for i, frame in enumerate(frames):
         cos, sin = np.cos(angle[i]), np.sin(angle[i])
         # affine_transform maps output coordinates to input ones: the inverse map.
         inverse = np.array([[cos, -sin], [sin, cos]]) / zoom[i]
