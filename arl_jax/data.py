@@ -8,6 +8,7 @@ validation split taken from the training set. Scaling, per dataset:
 | synthetic | (dim,) | Gaussian mixture, noise std 1 | fresh draws (num_test) |
 | digits | (8, 8, 1) | pixel / 16 in [0, 1] | fixed 20% (seed 1234) |
 | digits28 | (28, 28, 1) | digits upscaled, distorted, in [0, 1] | as digits |
+| fontdigits | (28, 28, 1) | font digits, distorted, in [0, 1] | own draws |
 | mnist1d | (40,) | as generated: mean 0, std 1 over all samples | last 20% |
 | fashion_mnist, mnist, kmnist, emnist/digits | (28, 28, 1) | pixel / 255 | official |
 | svhn_cropped, cifar10, cifar100 | (32, 32, 3) | pixel / 255 | official |
@@ -37,6 +38,7 @@ DATASETS = (
     "synthetic",
     "digits",
     "digits28",
+    "fontdigits",
     "mnist1d",
     "fashion_mnist",
     "mnist",
@@ -122,6 +124,8 @@ def load(
         synthetic: num_train=5000, num_test=1000, dim=20, num_classes=10,
           clusters_per_class=3, separation=6.0, data_seed=0 (see `make_synthetic`);
         digits28: data_seed=0 (the distortions, see `make_digits28`);
+        fontdigits: num_train=12000, num_test=2000, data_seed=0 (see
+          `make_fontdigits`);
         mnist1d: num_samples=5000 (train + test), data_seed=42;
         TFDS datasets (and fashion_mnist without local files): download=False;
         clothing1m: image_size=32, max_train=None, max_eval=None.
@@ -289,6 +293,149 @@ def _load_digits28(*, data_dir=None, data_seed: int = 0) -> readers.RawData:
     return readers.RawData(x_train, raw.y_train, x_test, raw.y_test)
 
 
+# The text fonts that ship inside matplotlib (mpl-data/fonts/ttf), so `fontdigits`
+# needs no download and no system fonts: 21 faces from five families.
+FONTDIGITS_FONTS = (
+    *(f"DejaVuSans{s}.ttf" for s in ("", "-Bold", "-Oblique", "-BoldOblique")),
+    *(f"DejaVuSansMono{s}.ttf" for s in ("", "-Bold", "-Oblique", "-BoldOblique")),
+    *(f"DejaVuSerif{s}.ttf" for s in ("", "-Bold", "-Italic", "-BoldItalic")),
+    *(f"STIXGeneral{s}.ttf" for s in ("", "Bol", "Italic", "BolIta")),
+    "cmr10.ttf",
+    "cmb10.ttf",
+    "cmss10.ttf",
+    "cmti10.ttf",
+    "cmtt10.ttf",
+)
+_GLYPH_FRAME = 56  # glyphs are drawn and warped at twice 28x28, then averaged down
+
+
+@functools.lru_cache(maxsize=1)
+def _font_glyphs() -> np.ndarray:
+    """Digits 0-9 in each of `FONTDIGITS_FONTS`: [fonts, 10, 56, 56] in [0, 1], each
+    scaled to fit a 40x40 box (MNIST's 20x20 at twice the size) and centred on its
+    centre of mass, as MNIST's digits are. Read-only."""
+    import matplotlib
+    from matplotlib.ft2font import FT2Font
+    from scipy import ndimage
+
+    size, box = _GLYPH_FRAME, 40
+    folder = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
+    glyphs = np.zeros((len(FONTDIGITS_FONTS), 10, size, size), np.float32)
+    for f, name in enumerate(FONTDIGITS_FONTS):
+        for digit in range(10):
+            font = FT2Font(os.path.join(folder, name))
+            font.set_size(64, 72)
+            font.set_text(str(digit))
+            font.draw_glyphs_to_bitmap(antialiased=True)
+            ink = np.asarray(font.get_image(), np.float64) / 255.0
+            rows, cols = np.nonzero(ink > 0.05)
+            ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+            ink = np.clip(ndimage.zoom(ink, box / max(ink.shape), order=1), 0.0, 1.0)
+            h, w = ink.shape
+            frame = np.zeros((size, size))
+            top, left = (size - h) // 2, (size - w) // 2
+            frame[top : top + h, left : left + w] = ink
+            cy, cx = ndimage.center_of_mass(frame)
+            centre = (size - 1) / 2
+            frame = ndimage.shift(frame, (centre - cy, centre - cx), order=1)
+            glyphs[f, digit] = np.clip(frame, 0.0, 1.0)
+    glyphs.setflags(write=False)
+    return glyphs
+
+
+def make_fontdigits(
+    num_samples: int, *, data_seed: int = 0, max_rotation: float = 15.0,
+    scale: tuple[float, float] = (0.8, 1.1), max_shear: float = 0.25,
+    max_shift: float = 2.0, elastic: float = 2.0,
+    thickness: tuple[float, float] = (0.2, 0.55),
+) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-like handwritten-looking digits drawn from fonts, as many as asked.
+
+    Each sample is one of `FONTDIGITS_FONTS`' digits (classes balanced to within one,
+    fonts uniform), blurred, then warped by a random affine map about the centre (a
+    rotation in +-`max_rotation` degrees, a zoom in `scale`, a shear in
+    +-`max_shear`, a shift of up to `max_shift` pixels per axis) and a smooth random
+    elastic field (Simard et al. 2003; root-mean-square displacement `elastic`
+    pixels), thresholded at a random level in `thickness` (lower: bolder strokes) and
+    averaged down to 28x28. All draws come from `np.random.default_rng(data_seed)`.
+
+    Returns:
+      images float32 [num_samples, 28, 28] in [0, 1], labels int32 [num_samples].
+    """
+    from scipy import ndimage
+
+    num_samples = int(num_samples)
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if not 0.0 < scale[0] <= scale[1]:
+        raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {scale}")
+    if not 0.0 <= thickness[0] <= thickness[1] <= 1.0:
+        raise ValueError(f"thickness must be (low, high) in [0, 1], got {thickness}")
+    if min(max_rotation, max_shear, max_shift, elastic) < 0:
+        raise ValueError("max_rotation, max_shear, max_shift and elastic must be >= 0")
+    rng = np.random.default_rng(data_seed)
+    glyphs = ndimage.gaussian_filter(_font_glyphs(), (0, 0, 1.5, 1.5))
+    glyphs /= glyphs.max(axis=(2, 3), keepdims=True)
+    labels = rng.permutation(np.arange(num_samples) % 10).astype(np.int32)
+    fonts = rng.integers(0, len(FONTDIGITS_FONTS), num_samples)
+    size = _GLYPH_FRAME
+    centre = (size - 1) / 2
+    grid_y, grid_x = np.mgrid[0:size, 0:size].astype(np.float32) - centre
+    out = np.empty((num_samples, 28, 28), np.float32)
+    chunk = 1000
+    for start in range(0, num_samples, chunk):
+        n = min(chunk, num_samples - start)
+        part = slice(start, start + n)
+        angle = np.deg2rad(rng.uniform(-max_rotation, max_rotation, (n, 1, 1)))
+        zoom = rng.uniform(*scale, (n, 1, 1))
+        shear = rng.uniform(-max_shear, max_shear, (n, 1, 1))
+        shift = 2 * rng.uniform(-max_shift, max_shift, (2, n, 1, 1))  # at 56x56
+        # The inverse map, output pixel -> input pixel, as map_coordinates wants.
+        y, x = grid_y - shift[0], grid_x - shift[1]
+        cos, sin = np.cos(angle), np.sin(angle)
+        src_y = (-sin * x + cos * y) / zoom
+        src_x = (cos * x + sin * y) / zoom - shear * src_y
+        field = ndimage.gaussian_filter(
+            rng.uniform(-1, 1, (2, n, size, size)).astype(np.float32), (0, 0, 6, 6)
+        )
+        rms = np.sqrt((field**2).sum(axis=0).mean(axis=(1, 2), keepdims=True))
+        field *= 2 * elastic / np.maximum(rms, 1e-8)  # at 56x56
+        index = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None], y.shape)
+        coords = [index, src_y + centre + field[0], src_x + centre + field[1]]
+        warped = ndimage.map_coordinates(
+            glyphs[fonts[part], labels[part]], coords, order=1, mode="constant"
+        )
+        level = rng.uniform(*thickness, (n, 1, 1))
+        ink = np.clip((warped - level) / 0.2 + 0.5, 0.0, 1.0)
+        out[part] = ink.reshape(n, 28, 2, 28, 2).mean(axis=(2, 4))
+    return out, labels
+
+
+@functools.lru_cache(maxsize=2)
+def _fontdigits_arrays(num_train: int, num_test: int, data_seed: int):
+    train_seed, test_seed = np.random.SeedSequence(data_seed).spawn(2)
+    x_train, y_train = make_fontdigits(num_train, data_seed=train_seed)
+    x_test, y_test = make_fontdigits(num_test, data_seed=test_seed)
+    arrays = (x_train[..., None], y_train, x_test[..., None], y_test)
+    for array in arrays:
+        array.setflags(write=False)
+    return arrays
+
+
+def _load_fontdigits(
+    *, data_dir=None, num_train: int = 12000, num_test: int = 2000, data_seed: int = 0
+) -> readers.RawData:
+    """`make_fontdigits`: a 28x28 meta-train dataset of any size with no download;
+    train and test are independent draws (seeds spawned from `data_seed`)."""
+    del data_dir
+    if int(num_train) < 10 or int(num_test) < 10:
+        raise ValueError(
+            f"fontdigits needs >= 10 train and test, got {num_train}, {num_test}"
+        )
+    arrays = _fontdigits_arrays(int(num_train), int(num_test), int(data_seed))
+    return readers.RawData(*arrays)
+
+
 @functools.lru_cache(maxsize=4)
 def _mnist1d_arrays(num_samples: int, data_seed: int) -> tuple[np.ndarray, ...]:
     """mnist1d's generator (no download), cached; arrays are read-only."""
@@ -363,6 +510,7 @@ _LOADERS: dict[str, Callable[..., readers.RawData]] = {
     "synthetic": _load_synthetic,
     "digits": _load_digits,
     "digits28": _load_digits28,
+    "fontdigits": _load_fontdigits,
     "mnist1d": _load_mnist1d,
     "fashion_mnist": _load_fashion_mnist,
     "mnist": _tfds_loader("mnist"),
