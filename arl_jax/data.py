@@ -344,7 +344,8 @@ def _font_glyphs() -> np.ndarray:
 
 
 def make_fontdigits(
-    num_samples: int, *, data_seed: int = 0, max_rotation: float = 15.0,
+    num_samples: int, *, data_seed: int | np.random.SeedSequence = 0,
+    max_rotation: float = 15.0,
     scale: tuple[float, float] = (0.8, 1.1), max_shear: float = 0.25,
     max_shift: float = 2.0, elastic: float = 2.0,
     thickness: tuple[float, float] = (0.2, 0.55),
