@@ -322,9 +322,9 @@ def _font_glyphs() -> np.ndarray:
     folder = os.path.join(matplotlib.get_data_path(), "fonts", "ttf")
     glyphs = np.zeros((len(FONTDIGITS_FONTS), 10, size, size), np.float32)
     for f, name in enumerate(FONTDIGITS_FONTS):
+        font = FT2Font(os.path.join(folder, name))
+        font.set_size(64, 72)
         for digit in range(10):
-            font = FT2Font(os.path.join(folder, name))
-            font.set_size(64, 72)
             font.set_text(str(digit))
             font.draw_glyphs_to_bitmap(antialiased=True)
             ink = np.asarray(font.get_image(), np.float64) / 255.0

@@ -187,7 +187,7 @@ def test_fontdigits_are_seeded_balanced_readable_digits():
     model = LogisticRegression(max_iter=300).fit(x[:800].reshape(800, -1), y[:800])
     accuracy = model.score(x[800:].reshape(205, -1), y[800:])
     assert 0.3 < accuracy < 0.9
-    # data_seed redraws train and test; the test set does not move with `seed`.
+    # data_seed redraws the test images too (`seed` does not: see the LOCAL test).
     a = data.load("fontdigits", num_train=50, num_test=20)
     b = data.load("fontdigits", num_train=50, num_test=20, data_seed=1)
     assert not np.array_equal(a.x_test, b.x_test)
@@ -203,6 +203,7 @@ def test_fontdigits_are_seeded_balanced_readable_digits():
         data.make_fontdigits(0)
     with pytest.raises(ValueError, match="fontdigits needs"):
         data.load("fontdigits", num_train=5)
+
 
 def test_split_train_val_partitions_by_index():
     x = np.arange(100)[:, None]
