@@ -15,12 +15,13 @@ the best hand-designed loss of each, for the bar's criterion 2 as PLAN.md reads 
 A record for docs/RESULTS.md section 17, not part of the package.
 """
 
-import csv
 import os
 import sys
 
 import numpy as np
 from scipy import stats
+
+from arl_jax import report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -65,25 +66,27 @@ FASHION = {
         "arl[r_prior0.3]": None,
     },
 }
-HAND_DESIGNED = ("nce_mae", "nce_rce")
 # The best hand-designed loss of each CPU table (of CE, GCE, SCE, NCE+RCE, NCE+MAE,
 # Taylor-CE, Poly-1, ...; without the class-prior penalty): the bar's criterion 2.
 BEST_HAND_DESIGNED = {"mlp": ("NCE+RCE", 80.56), "lenet": ("NCE+MAE", 82.22)}
 
 
 def noisy_means(path):
-    """{loss: mean test accuracy (%) over the noisy settings} and the settings."""
+    """{loss: mean test accuracy (%) over the noisy settings} of a meta-test CSV."""
     acc, settings = {}, set()
-    with open(path) as f:
-        for row in csv.DictReader(f):
-            if row["noise"] == "none":
-                continue
-            settings.add(row["noise"])
-            acc.setdefault(row["loss"], []).append(100 * float(row["test_acc"]))
+    for (_, noise, loss), (mean, _, _) in report.aggregate(
+        report.read_rows(path)
+    ).items():
+        if noise != "none":
+            settings.add(noise)
+            acc.setdefault(loss, []).append(100 * mean)
     counts = {len(v) for v in acc.values()}
     if counts != {len(settings)} or len(settings) != 6:
         found = f"found {sorted(counts)} of {sorted(settings)}"
-        sys.exit(f"{path}: expected 6 noisy settings per loss, {found}")
+        sys.exit(
+            f"{path}: expected 6 noisy settings per loss, {found}; "
+            "run (or resume) PLAN.md's meta_test command for it"
+        )
     return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
@@ -106,29 +109,26 @@ def main():
         sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "lenet", "runs.csv")
     )
     means = {"mlp": noisy_means(mlp_csv), "lenet": noisy_means(lenet_csv)}
-    losses = sorted(means["mlp"], key=lambda k: -(means["mlp"][k] + means["lenet"][k]))
+    both = {k: (means["mlp"][k] + means["lenet"][k]) / 2 for k in means["mlp"]}
+    losses = sorted(both, key=lambda k: -both[k])
     print(
         "| loss | both (12) | LeNet-5 (6) | MLP (6) | Fashion LeNet-5 | Fashion MLP |"
     )
     print("|---|---:|---:|---:|---:|---:|")
     for k in losses:
-        both = (means["mlp"][k] + means["lenet"][k]) / 2
         fl = FASHION["lenet"][k]
         fl = "-" if fl is None else f"{fl:.2f}"
         print(
-            f"| {NAMES[k]} | {both:.2f} | {means['lenet'][k]:.2f} "
+            f"| {NAMES[k]} | {both[k]:.2f} | {means['lenet'][k]:.2f} "
             f"| {means['mlp'][k]:.2f} | {fl} | {FASHION['mlp'][k]:.2f} |"
         )
     # Accuracies are multiples of 0.05 (2,000 test images), so equal sums are ties
     # up to float rounding: every candidate tied for first is checked.
-    top = (means["mlp"][losses[0]] + means["lenet"][losses[0]]) / 2
-    firsts = [
-        k for k in losses if abs((means["mlp"][k] + means["lenet"][k]) / 2 - top) < 1e-4
-    ]
+    firsts = [k for k in losses if abs(both[k] - both[losses[0]]) < 1e-4]
     print()
     for first in firsts:
         tied = " (tied)" if len(firsts) > 1 else ""
-        if first in HAND_DESIGNED:
+        if not report.is_learned(first):
             print(f"rule: {NAMES[first]} is first{tied}, a hand-designed loss: no ship")
         else:
             ok, why = meets_bar(first)
