@@ -1,0 +1,41 @@
+"""How much the MLP loses to heavy noise on fontdigits as its warps shrink (a probe
+for the next pool, RESULTS section 18; no rule, no loss is chosen by it).
+
+    PYTHONPATH=. python docs/runs/fontdigits_warps/probe.py half runs/warps_half
+    PYTHONPATH=. python docs/runs/fontdigits_warps/probe.py none runs/warps_none
+
+Runs `meta_test` on fontdigits (MLP, 10,000 images, 5,000 steps, `--seed 1` as the
+protocol pool) with cross-entropy and NCE+MAE at symmetric 0.6 and 0.8, after
+scaling `data.make_fontdigits`'s warps: "half" halves rotation, shear, shift,
+elastic displacement and the zoom's spread; "none" removes them (the stroke weight
+still varies). "full" is the dataset as shipped.
+"""
+
+import functools
+import sys
+
+from arl_jax import data
+from experiments import meta_test
+
+LEVELS = {
+    "full": {},
+    "half": dict(max_rotation=7.5, scale=(0.9, 1.05), max_shear=0.125,
+                 max_shift=1.0, elastic=1.0),  # fmt: skip
+    "none": dict(max_rotation=0.0, scale=(1.0, 1.0), max_shear=0.0, max_shift=0.0,
+                 elastic=0.0),  # fmt: skip
+}
+
+
+def main() -> None:
+    level, out = sys.argv[1], sys.argv[2]
+    data.make_fontdigits = functools.partial(data.make_fontdigits, **LEVELS[level])
+    data._fontdigits_arrays.cache_clear()
+    meta_test.main(["--dataset", "fontdigits", "--archs", "mlp",
+                    "--losses", "cross_entropy", "nce_mae",
+                    "--noise", "symmetric:0.6,0.8", "--seeds", "1",
+                    "--steps", "5000", "--train-size", "10000", "--seed", "1",
+                    "--out", out])  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
