@@ -1,14 +1,16 @@
-"""How much the MLP loses to heavy noise on fontdigits as its warps shrink (a probe
-for the next pool, RESULTS section 18; no rule, no loss is chosen by it).
+"""How much a network loses to heavy noise on fontdigits as its warps shrink (a
+probe for the next pool, RESULTS section 18; no rule, no loss is chosen by it).
 
     PYTHONPATH=. python docs/runs/fontdigits_warps/probe.py half runs/warps_half
     PYTHONPATH=. python docs/runs/fontdigits_warps/probe.py none runs/warps_none
+    PYTHONPATH=. python docs/runs/fontdigits_warps/probe.py half runs/wh_lenet lenet
 
-Runs `meta_test` on fontdigits (MLP, 10,000 images, 5,000 steps, `--seed 1` as the
-protocol pool) with cross-entropy and NCE+MAE at symmetric 0.6 and 0.8, after
-scaling `data.make_fontdigits`'s warps: "half" halves rotation, shear, shift,
-elastic displacement and the zoom's spread; "none" removes them (the stroke weight
-still varies). "full" is the dataset as shipped.
+Runs `meta_test` on fontdigits (the MLP, or the architecture given third; 10,000
+images, 5,000 steps, `--seed 1` as the protocol pool) with cross-entropy and
+NCE+MAE at symmetric 0.6 and 0.8, after scaling `data.make_fontdigits`'s warps:
+"half" halves rotation, shear, shift, elastic displacement and the zoom's spread;
+"none" removes them (the stroke weight still varies). "full" is the dataset as
+shipped.
 """
 
 import functools
@@ -28,9 +30,10 @@ LEVELS = {
 
 def main() -> None:
     level, out = sys.argv[1], sys.argv[2]
+    arch = sys.argv[3] if len(sys.argv) > 3 else "mlp"
     data.make_fontdigits = functools.partial(data.make_fontdigits, **LEVELS[level])
     data._fontdigits_arrays.cache_clear()
-    meta_test.main(["--dataset", "fontdigits", "--archs", "mlp",
+    meta_test.main(["--dataset", "fontdigits", "--archs", arch,
                     "--losses", "cross_entropy", "nce_mae",
                     "--noise", "symmetric:0.6,0.8", "--seeds", "1",
                     "--steps", "5000", "--train-size", "10000", "--seed", "1",
