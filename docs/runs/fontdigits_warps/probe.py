@@ -29,10 +29,12 @@ LEVELS = {
 
 
 def main() -> None:
+    if len(sys.argv) not in (3, 4) or sys.argv[1] not in LEVELS:
+        sys.exit(f"usage: probe.py {{{','.join(LEVELS)}}} OUT_DIR [mlp|lenet]")
     level, out = sys.argv[1], sys.argv[2]
     arch = sys.argv[3] if len(sys.argv) > 3 else "mlp"
+    # A fresh process, so no fontdigits arrays are cached before the patch.
     data.make_fontdigits = functools.partial(data.make_fontdigits, **LEVELS[level])
-    data._fontdigits_arrays.cache_clear()
     meta_test.main(["--dataset", "fontdigits", "--archs", arch,
                     "--losses", "cross_entropy", "nce_mae",
                     "--noise", "symmetric:0.6,0.8", "--seeds", "1",

@@ -48,7 +48,7 @@ def main() -> None:
         for (_, noise, loss), (m, _, n) in report.aggregate(rows).items():
             if noise != "none":
                 means.setdefault(loss, []).append((m, n))
-        for loss, cells in sorted(means.items(), key=lambda kv: kv[0]):
+        for loss, cells in sorted(means.items()):
             full = len(cells) == len(noisy)
             mean = 100 * sum(m for m, _ in cells) / len(cells)
             print(f"  {NAMES.get(loss, loss):15s} mean {mean:6.2f}%"
