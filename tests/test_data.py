@@ -5,6 +5,7 @@ readers on small files written in their real formats."""
 import bz2
 import dataclasses
 import hashlib
+import inspect
 import random
 import socket
 import sys
@@ -60,11 +61,13 @@ LOCAL = {
     "digits": ((8, 8, 1), 1797 - 359, 359),
     "digits28": ((28, 28, 1), 1797 - 359, 359),
     "fontdigits": ((28, 28, 1), 600, 200),
+    "fontdigits_mild": ((28, 28, 1), 600, 200),
     "mnist1d": ((40,), MNIST1D_SAMPLES * 4 // 5, MNIST1D_SAMPLES // 5),
 }
 LOCAL_KWARGS = {
     "mnist1d": {"num_samples": MNIST1D_SAMPLES},
     "fontdigits": {"num_train": 600, "num_test": 200},
+    "fontdigits_mild": {"num_train": 600, "num_test": 200},
 }
 
 
@@ -97,7 +100,7 @@ def test_local_shapes_classes_splits(local_sets, name):
         assert x.shape == (len(y), *shape)
         assert set(np.unique(y)) == set(range(10))
         assert not x.flags.writeable and not y.flags.writeable
-    if name in ("digits", "digits28", "fontdigits"):
+    if name in ("digits", "digits28", "fontdigits", "fontdigits_mild"):
         assert ds.x_train.min() == 0.0 and ds.x_train.max() == 1.0
     if name == "mnist1d":  # the generator's global standardisation
         x_all = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
@@ -203,6 +206,40 @@ def test_fontdigits_are_seeded_balanced_readable_digits():
         data.make_fontdigits(0)
     with pytest.raises(ValueError, match="fontdigits needs"):
         data.load("fontdigits", num_train=5)
+    with pytest.raises(ValueError, match="fontdigits_mild needs"):
+        data.load("fontdigits_mild", num_test=5)
+
+
+def test_fontdigits_mild_is_fontdigits_with_half_the_warps(local_sets):
+    full, _, _ = local_sets["fontdigits"]
+    mild, _, _ = local_sets["fontdigits_mild"]
+    # The same draws of label, font, stroke weight and warp directions (one seed
+    # sequence), with every warp halved: the labels match image for image.
+    np.testing.assert_array_equal(full.y_test, mild.y_test)
+    assert not np.allclose(full.x_test, mild.x_test)
+    _, test_seed = np.random.SeedSequence(0).spawn(2)
+    x, y = data.make_fontdigits(200, data_seed=test_seed, **data.FONTDIGITS_MILD_WARPS)
+    np.testing.assert_array_equal(mild.x_test[..., 0], x)
+    np.testing.assert_array_equal(mild.y_test, y)
+    defaults = inspect.signature(data.make_fontdigits).parameters
+    for name, value in data.FONTDIGITS_MILD_WARPS.items():
+        default = defaults[name].default
+        if name == "scale":  # half the zoom's spread about 1
+            spread, full_spread = np.subtract(value, 1), np.subtract(default, 1)
+            np.testing.assert_allclose(spread, full_spread / 2)
+        else:
+            assert value == default / 2
+    # Milder warps leave the images nearer their fonts' glyphs: a nearest-glyph
+    # reader reads more of them.
+    glyphs = data._font_glyphs().reshape(-1, 28, 2, 28, 2).mean(axis=(2, 4))
+    glyphs = glyphs.reshape(-1, 784)
+    glyphs /= np.linalg.norm(glyphs, axis=1, keepdims=True)
+
+    def read(ds):
+        guess = np.argmax(ds.x_test.reshape(len(ds.x_test), -1) @ glyphs.T, axis=1) % 10
+        return np.mean(guess == ds.y_test)
+
+    assert read(mild) > read(full) + 0.05
 
 
 def test_split_train_val_partitions_by_index():

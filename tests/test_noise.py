@@ -92,7 +92,9 @@ def test_asymmetric_follows_the_mapping(name):
 def test_named_mappings():
     digits, _ = noise.ASYMMETRIC_MAPPINGS["mnist"]
     assert dict(digits) == {2: 7, 3: 8, 5: 6, 6: 5, 7: 1}
-    for name in ("usps", "digits", "digits28", "fontdigits", "mnist1d"):
+    for name in (
+        "usps", "digits", "digits28", "fontdigits", "fontdigits_mild", "mnist1d"
+    ):
         assert noise.ASYMMETRIC_MAPPINGS[name][0] == digits
     # truck->automobile, bird->airplane, deer->horse, cat<->dog
     assert dict(noise.CIFAR10_MAPPING) == {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
