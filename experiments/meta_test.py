@@ -342,7 +342,8 @@ def _criterion_2(ranked: list[str], ref: str) -> dict:
     losses: other learned losses are candidates for its place, not rivals."""
     field = [n for n in ranked if n == ref or not report.is_learned(n)]
     return {"criterion_2_met": field[0] == ref, "reference_rank": field.index(ref) + 1,
-            "losses": len(field), "best": field[0]}  # fmt: skip
+            "losses": len(field), "best": field[0],
+            "named_not_run": [n for n in BAR_NAMED if n not in field]}  # fmt: skip
 
 
 # Issue 6's bar: the learned loss beats cross-entropy by this many points of test
@@ -350,10 +351,16 @@ def _criterion_2(ranked: list[str], ref: str) -> dict:
 # noisy settings of every hand-designed loss in the table (criterion 2).
 BAR_POINTS = 15.0
 BAR_DATASET = "fashion_mnist"
+# The hand-designed losses that the issue names in criterion 2's table: a "met"
+# against a table without some of them says which were not run.
+BAR_NAMED = ("gce", "sce", "nce_rce", "taylor_ce", "poly1")
 
 
 def _criterion_2_text(bar: dict, means: dict) -> str:
     if bar["criterion_2_met"]:
+        missing = bar.get("named_not_run")
+        if missing:
+            return f"met among the losses run here ({', '.join(missing)} not run)"
         return "met"
     return f"not met ({bar['best']}: {100 * means[bar['best']]:.2f}%)"
 

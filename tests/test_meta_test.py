@@ -192,10 +192,21 @@ def test_bar_check_judges_the_bar_against_the_hand_designed_losses():
     rows = [row(n, z, a[i]) for n, a in accs.items()
             for i, z in enumerate(("symmetric:0.6", "symmetric:0.8"))]  # fmt: skip
     bar = meta_test.bar_check(rows)["mlp"]["bar"]
+    named = ["sce", "nce_rce", "taylor_ce", "poly1"]  # gce ran
     assert bar == {"criterion_1_met": True, "criterion_2_met": True,
-                   "reference_rank": 1, "losses": 3, "best": "arl"}  # fmt: skip
+                   "reference_rank": 1, "losses": 3, "best": "arl",
+                   "named_not_run": named}  # fmt: skip
     text = meta_test.bar_text(meta_test.bar_check(rows))
     assert "+20.00 points: criterion 1 met" in text and "1 of 3" in text
+    # A "met" against a table without the named losses says so.
+    said = f"criterion 2 met among the losses run here ({', '.join(named)} not run)"
+    assert said in text
+    full = rows + [row(n, z, 0.5) for n in named
+                   for z in ("symmetric:0.6", "symmetric:0.8")]  # fmt: skip
+    bar = meta_test.bar_check(full)["mlp"]["bar"]
+    assert bar["named_not_run"] == [] and bar["losses"] == 7
+    text = meta_test.bar_text(meta_test.bar_check(full))
+    assert "(75.00%): criterion 2 met.\n" in text
     # 14 points over CE at symmetric 0.6 and a better hand-designed loss: both fail.
     arl6 = ("arl", "symmetric:0.6")
     rows = [dict(r, test_acc=0.74) if (r["loss"], r["noise"]) == arl6 else r
@@ -231,7 +242,9 @@ def test_bar_check_reads_criterion_2_over_the_architectures_together():
     assert across["mean_over_noisy"] == pytest.approx(
         {"arl": 0.75, "nce_rce": 0.71, "nce_mae": 0.705})
     assert across["bar"] == {"criterion_2_met": True, "reference_rank": 1,
-                             "losses": 3, "best": "arl"}  # fmt: skip
+                             "losses": 3, "best": "arl",
+                             "named_not_run": ["gce", "sce", "taylor_ce",
+                                               "poly1"]}  # fmt: skip
     text = meta_test.bar_text(summary)
     assert "- lenet and mlp together" in text and "(75.00%): criterion 2 met" in text
     assert text.count("criterion 2") == 3 + 1  # the heading names it once
