@@ -27,10 +27,11 @@ def main() -> None:
         agg = report.aggregate(report.read_rows(path))
         for arch, loss in sorted({(a, k) for a, _, k in agg}):
             clean = agg[(arch, "none", loss)][0]
-            cells = [
-                f"{100 * acc:.2f} ({acc / clean:.2f})"
-                for acc in (agg[(arch, f"symmetric:{r}", loss)][0] for r in (0.6, 0.8))
-            ]
+            cells = []
+            for rate in (0.6, 0.8):  # "-": not run yet (a run still going)
+                acc = agg.get((arch, f"symmetric:{rate}", loss), (None,))[0]
+                share = "-" if acc is None else f"{100 * acc:.2f} ({acc / clean:.2f})"
+                cells.append(share)
             print(f"| {arch} | {loss} | {100 * clean:.2f} | {' | '.join(cells)} |")
 
 
