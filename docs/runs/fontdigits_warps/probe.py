@@ -21,8 +21,7 @@ from experiments import meta_test
 
 LEVELS = {
     "full": {},
-    "half": dict(max_rotation=7.5, scale=(0.9, 1.05), max_shear=0.125,
-                 max_shift=1.0, elastic=1.0),  # fmt: skip
+    "half": dict(data.FONTDIGITS_MILD_WARPS),  # the dataset fontdigits_mild
     "none": dict(max_rotation=0.0, scale=(1.0, 1.0), max_shear=0.0, max_shift=0.0,
                  elastic=0.0),  # fmt: skip
 }
