@@ -62,12 +62,14 @@ LOCAL = {
     "digits28": ((28, 28, 1), 1797 - 359, 359),
     "fontdigits": ((28, 28, 1), 600, 200),
     "fontdigits_mild": ((28, 28, 1), 600, 200),
+    "fontdigits_blend": ((28, 28, 1), 600, 200),
     "mnist1d": ((40,), MNIST1D_SAMPLES * 4 // 5, MNIST1D_SAMPLES // 5),
 }
 LOCAL_KWARGS = {
     "mnist1d": {"num_samples": MNIST1D_SAMPLES},
     "fontdigits": {"num_train": 600, "num_test": 200},
     "fontdigits_mild": {"num_train": 600, "num_test": 200},
+    "fontdigits_blend": {"num_train": 600, "num_test": 200},
 }
 
 
@@ -102,6 +104,8 @@ def test_local_shapes_classes_splits(local_sets, name):
         assert not x.flags.writeable and not y.flags.writeable
     if name in ("digits", "digits28", "fontdigits", "fontdigits_mild"):
         assert ds.x_train.min() == 0.0 and ds.x_train.max() == 1.0
+    if name == "fontdigits_blend":
+        assert ds.x_train.min() == 0.0 and 0.9 < ds.x_train.max() <= 1.0
     if name == "mnist1d":  # the generator's global standardisation
         x_all = np.concatenate([ds.x_train, ds.x_val, ds.x_test])
         assert abs(x_all.mean()) < 1e-3 and abs(x_all.std() - 1) < 1e-3
@@ -208,6 +212,10 @@ def test_fontdigits_are_seeded_balanced_readable_digits():
         data.load("fontdigits", num_train=5)
     with pytest.raises(ValueError, match="fontdigits_mild needs"):
         data.load("fontdigits_mild", num_test=5)
+    for bad in ({"blend": 1.5}, {"blend": -0.1}, {"blend_weight": (0.3, 0.6)},
+                {"blend_weight": (0.4, 0.2)}):  # fmt: skip
+        with pytest.raises(ValueError, match="blend"):
+            data.make_fontdigits(10, **bad)
 
 
 def test_fontdigits_mild_is_fontdigits_with_half_the_warps(local_sets):
@@ -240,6 +248,46 @@ def test_fontdigits_mild_is_fontdigits_with_half_the_warps(local_sets):
         return np.mean(guess == ds.y_test)
 
     assert read(mild) > read(full) + 0.05
+
+
+def test_fontdigits_blend_lays_another_class_over_each_mild_image(local_sets):
+    mild, _, _ = local_sets["fontdigits_mild"]
+    blend, _, _ = local_sets["fontdigits_blend"]
+    # The blend's draws come after the others: the same labels, and with blend = 0
+    # the same images as fontdigits_mild.
+    np.testing.assert_array_equal(mild.y_test, blend.y_test)
+    _, test_seed = np.random.SeedSequence(0).spawn(2)
+    x, _ = data.make_fontdigits(
+        200, data_seed=test_seed, **data.FONTDIGITS_MILD_WARPS, blend=0.0
+    )
+    np.testing.assert_array_equal(mild.x_test[..., 0], x)
+    assert data.FONTDIGITS_BLEND == {
+        **data.FONTDIGITS_MILD_WARPS, "blend": 1.0, "blend_weight": (0.15, 0.5)
+    }
+    # Each image is (1 - w) * its mild image + w * another class's mild image, with
+    # w in [0.15, 0.5] (every image here: blend = 1 and no partner of its own class
+    # found for only a tenth of them, which stay as they were).
+    m = mild.x_test.reshape(200, -1).astype(np.float64)
+    r = blend.x_test.reshape(200, -1) - m
+    unchanged = np.all(r == 0, axis=1)
+    assert 0.8 < 1 - unchanged.mean() <= 1.0
+    for i in np.flatnonzero(~unchanged):
+        d = m - m[i]  # other image minus this one, for every other image
+        norm = np.einsum("jk,jk->j", d, d)
+        w = np.divide(d @ r[i], norm, out=np.zeros(200), where=norm > 0)
+        err = np.linalg.norm(r[i] - w[:, None] * d, axis=1)
+        j = np.argmin(np.where(norm > 0, err, np.inf))
+        assert err[j] < 1e-4 and mild.y_test[j] != mild.y_test[i]
+        assert 0.15 - 1e-6 <= w[j] <= 0.5 + 1e-6
+    # Clean, fewer of them can be read: a nearest-glyph reader reads fewer.
+    glyphs = data._font_glyphs().reshape(-1, 28, 2, 28, 2).mean(axis=(2, 4))
+    glyphs = glyphs.reshape(-1, 784)
+
+    def read(ds):
+        guess = np.argmax(ds.x_test.reshape(200, -1) @ glyphs.T, axis=1) % 10
+        return np.mean(guess == ds.y_test)
+
+    assert read(blend) < read(mild) - 0.05
 
 
 def test_split_train_val_partitions_by_index():

@@ -93,7 +93,8 @@ def test_named_mappings():
     digits, _ = noise.ASYMMETRIC_MAPPINGS["mnist"]
     assert dict(digits) == {2: 7, 3: 8, 5: 6, 6: 5, 7: 1}
     for name in (
-        "usps", "digits", "digits28", "fontdigits", "fontdigits_mild", "mnist1d"
+        "usps", "digits", "digits28", "fontdigits", "fontdigits_mild",
+        "fontdigits_blend", "mnist1d",
     ):
         assert noise.ASYMMETRIC_MAPPINGS[name][0] == digits
     # truck->automobile, bird->airplane, deer->horse, cat<->dog
