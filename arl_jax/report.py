@@ -199,6 +199,30 @@ def paired_tables(rows: list[dict], reference: str) -> str:
     return "\n".join(out)
 
 
+_LEARNED_STYLES = tuple(
+    (color, ls, marker)
+    for color in ("black", "dimgray")
+    for ls, marker in (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))
+)
+
+
+def line_styles(loss_names: list[str]) -> dict[str, dict]:
+    """Matplotlib line styles, one per loss: the learned losses thick and dark, each
+    with its own dash and marker (so that several searches' losses stay apart), the
+    hand-designed ones thin in matplotlib's colours, a new dash after each ten."""
+    styles, learned, hand = {}, 0, 0
+    for loss in loss_names:
+        if is_learned(loss):
+            color, ls, marker = _LEARNED_STYLES[learned % len(_LEARNED_STYLES)]
+            styles[loss] = dict(lw=2.5, color=color, ls=ls, marker=marker, ms=4)
+            learned += 1
+        else:
+            styles[loss] = dict(ls=("-", "--", ":")[(hand // 10) % 3], marker="o",
+                                ms=3)  # fmt: skip
+            hand += 1
+    return styles
+
+
 def plot_accuracy_vs_noise(rows: list[dict], path: str) -> None:
     """Test accuracy against noise rate, one line per loss, a panel per
     (architecture, noise kind); the clean result is the rate-0 point of every panel."""
@@ -217,10 +241,11 @@ def plot_accuracy_vs_noise(rows: list[dict], path: str) -> None:
         squeeze=False,
     )
     loss_names = list(dict.fromkeys(r["loss"] for r in rows))
+    styles = line_styles(loss_names)
     for i, arch in enumerate(archs):
         for j, kind in enumerate(kinds):
             ax = axes[i, j]
-            for li, loss in enumerate(loss_names):
+            for loss in loss_names:
                 pts = sorted(
                     (r["rate"], agg[(arch, r["noise"], loss)][0])
                     for r in {
@@ -232,12 +257,8 @@ def plot_accuracy_vs_noise(rows: list[dict], path: str) -> None:
                 )
                 if not pts:
                     continue
-                # More losses than colours: later ones get another line style.
-                style = {"ls": ("-", "--", ":")[(li // 10) % 3]}
-                if is_learned(loss):
-                    style = dict(lw=2.5, color="black", ls="-")
-                ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o",
-                        label=loss, ms=3, **style)  # fmt: skip
+                ax.plot([p[0] for p in pts], [100 * p[1] for p in pts],
+                        label=loss, **styles[loss])  # fmt: skip
             ax.set_title(f"{rows[0]['dataset']}, {arch}, {kind} noise")
             ax.set_xlabel("noise rate")
             ax.set_ylabel("clean test accuracy (%)")

@@ -308,3 +308,16 @@ def test_losses_arl_runs_no_baseline(tmp_path):
     every = meta_test.loss_specs(parse(["--losses", "all"]))
     assert len(every) == len(losses.LOSSES)  # the shipped loss and every baseline
     assert compare.baseline_specs([]) == []
+
+
+def test_plot_styles_keep_every_learned_loss_apart():
+    learned = ["arl"] + [f"arl[run{i}]" for i in range(7)]
+    hand = [f"hand{i}" for i in range(12)]
+    styles = report.line_styles(hand[:3] + learned + hand[3:])
+    looks = {(s["color"], s["ls"], s["marker"]) for k, s in styles.items()
+             if report.is_learned(k)}  # fmt: skip
+    assert len(looks) == len(learned)  # eight learned losses, eight looks
+    assert all(styles[k]["lw"] == 2.5 for k in learned)
+    # Hand-designed ones take matplotlib's colours (none given), a new dash after ten.
+    assert all("color" not in styles[k] for k in hand)
+    assert [styles[k]["ls"] for k in hand] == ["-"] * 10 + ["--"] * 2
