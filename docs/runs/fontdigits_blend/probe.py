@@ -12,11 +12,9 @@ blend_weight=(LOW, HIGH))`. It is read against Fashion-MNIST's clean accuracy an
 share of it each loss keeps under noise (docs/runs/fontdigits_warps/NOTE.md).
 """
 
-import functools
 import sys
 
-from arl_jax import data
-from experiments import meta_test
+from docs.runs.fontdigits_warps import probe  # the same meta_test call
 
 
 def main() -> None:
@@ -24,15 +22,7 @@ def main() -> None:
         sys.exit("usage: probe.py BLEND LOW HIGH OUT_DIR [mlp|lenet]")
     blend, weight = float(sys.argv[1]), (float(sys.argv[2]), float(sys.argv[3]))
     out, arch = sys.argv[4], (sys.argv[5] if len(sys.argv) > 5 else "mlp")
-    # A fresh process, so no fontdigits arrays are cached before the patch.
-    data.make_fontdigits = functools.partial(
-        data.make_fontdigits, blend=blend, blend_weight=weight
-    )
-    meta_test.main(["--dataset", "fontdigits_mild", "--archs", arch,
-                    "--losses", "cross_entropy", "nce_mae",
-                    "--noise", "symmetric:0.6,0.8", "--seeds", "1",
-                    "--steps", "5000", "--train-size", "10000", "--seed", "1",
-                    "--out", out])  # fmt: skip
+    probe.run("fontdigits_mild", arch, out, blend=blend, blend_weight=weight)
 
 
 if __name__ == "__main__":

@@ -27,18 +27,24 @@ LEVELS = {
 }
 
 
+def run(dataset: str, arch: str, out: str, **make_kwargs) -> None:
+    """The probe: `meta_test` on `dataset` after `data.make_fontdigits` is given
+    `make_kwargs` (also used by ../fontdigits_blend/probe.py)."""
+    # A fresh process, so no fontdigits arrays are cached before the patch.
+    data.make_fontdigits = functools.partial(data.make_fontdigits, **make_kwargs)
+    meta_test.main(["--dataset", dataset, "--archs", arch,
+                    "--losses", "cross_entropy", "nce_mae",
+                    "--noise", "symmetric:0.6,0.8", "--seeds", "1",
+                    "--steps", "5000", "--train-size", "10000", "--seed", "1",
+                    "--out", out])  # fmt: skip
+
+
 def main() -> None:
     if len(sys.argv) not in (3, 4) or sys.argv[1] not in LEVELS:
         sys.exit(f"usage: probe.py {{{','.join(LEVELS)}}} OUT_DIR [mlp|lenet]")
     level, out = sys.argv[1], sys.argv[2]
     arch = sys.argv[3] if len(sys.argv) > 3 else "mlp"
-    # A fresh process, so no fontdigits arrays are cached before the patch.
-    data.make_fontdigits = functools.partial(data.make_fontdigits, **LEVELS[level])
-    meta_test.main(["--dataset", "fontdigits", "--archs", arch,
-                    "--losses", "cross_entropy", "nce_mae",
-                    "--noise", "symmetric:0.6,0.8", "--seeds", "1",
-                    "--steps", "5000", "--train-size", "10000", "--seed", "1",
-                    "--out", out])  # fmt: skip
+    run("fontdigits", arch, out, **LEVELS[level])
 
 
 if __name__ == "__main__":
