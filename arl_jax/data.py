@@ -450,7 +450,8 @@ FONTDIGITS_MILD_WARPS = types.MappingProxyType(
 FONTDIGITS_BLEND = types.MappingProxyType(
     {**FONTDIGITS_MILD_WARPS, "blend": 1.0, "blend_weight": (0.15, 0.5)}
 )
-_FONTDIGITS_WARPS = types.MappingProxyType(
+# Each fontdigits dataset's `make_fontdigits` settings, by name (the arrays' cache key).
+_FONTDIGITS_SETTINGS = types.MappingProxyType(
     {"fontdigits": types.MappingProxyType({}), "fontdigits_mild": FONTDIGITS_MILD_WARPS,
      "fontdigits_blend": FONTDIGITS_BLEND}  # fmt: skip
 )
@@ -458,10 +459,10 @@ _FONTDIGITS_WARPS = types.MappingProxyType(
 
 @functools.lru_cache(maxsize=2)
 def _fontdigits_arrays(name: str, num_train: int, num_test: int, data_seed: int):
-    warps = _FONTDIGITS_WARPS[name]
+    settings = _FONTDIGITS_SETTINGS[name]
     train_seed, test_seed = np.random.SeedSequence(data_seed).spawn(2)
-    x_train, y_train = make_fontdigits(num_train, data_seed=train_seed, **warps)
-    x_test, y_test = make_fontdigits(num_test, data_seed=test_seed, **warps)
+    x_train, y_train = make_fontdigits(num_train, data_seed=train_seed, **settings)
+    x_test, y_test = make_fontdigits(num_test, data_seed=test_seed, **settings)
     arrays = (x_train[..., None], y_train, x_test[..., None], y_test)
     for array in arrays:
         array.setflags(write=False)

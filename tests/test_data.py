@@ -218,6 +218,15 @@ def test_fontdigits_are_seeded_balanced_readable_digits():
             data.make_fontdigits(10, **bad)
 
 
+def read_by_nearest_glyph(ds) -> float:
+    """Share of `ds`'s test images whose nearest font glyph (cosine) is their digit."""
+    glyphs = data._font_glyphs().reshape(-1, 28, 2, 28, 2).mean(axis=(2, 4))
+    glyphs = glyphs.reshape(-1, 784)
+    glyphs /= np.linalg.norm(glyphs, axis=1, keepdims=True)
+    guess = np.argmax(ds.x_test.reshape(len(ds.x_test), -1) @ glyphs.T, axis=1) % 10
+    return float(np.mean(guess == ds.y_test))
+
+
 def test_fontdigits_mild_is_fontdigits_with_half_the_warps(local_sets):
     full, _, _ = local_sets["fontdigits"]
     mild, _, _ = local_sets["fontdigits_mild"]
@@ -239,15 +248,7 @@ def test_fontdigits_mild_is_fontdigits_with_half_the_warps(local_sets):
             assert value == default / 2
     # Milder warps leave the images nearer their fonts' glyphs: a nearest-glyph
     # reader reads more of them.
-    glyphs = data._font_glyphs().reshape(-1, 28, 2, 28, 2).mean(axis=(2, 4))
-    glyphs = glyphs.reshape(-1, 784)
-    glyphs /= np.linalg.norm(glyphs, axis=1, keepdims=True)
-
-    def read(ds):
-        guess = np.argmax(ds.x_test.reshape(len(ds.x_test), -1) @ glyphs.T, axis=1) % 10
-        return np.mean(guess == ds.y_test)
-
-    assert read(mild) > read(full) + 0.05
+    assert read_by_nearest_glyph(mild) > read_by_nearest_glyph(full) + 0.05
 
 
 def test_fontdigits_blend_lays_another_class_over_each_mild_image(local_sets):
@@ -280,14 +281,7 @@ def test_fontdigits_blend_lays_another_class_over_each_mild_image(local_sets):
         assert err[j] < 1e-4 and mild.y_test[j] != mild.y_test[i]
         assert 0.15 - 1e-6 <= w[j] <= 0.5 + 1e-6
     # Clean, fewer of them can be read: a nearest-glyph reader reads fewer.
-    glyphs = data._font_glyphs().reshape(-1, 28, 2, 28, 2).mean(axis=(2, 4))
-    glyphs = glyphs.reshape(-1, 784)
-
-    def read(ds):
-        guess = np.argmax(ds.x_test.reshape(200, -1) @ glyphs.T, axis=1) % 10
-        return np.mean(guess == ds.y_test)
-
-    assert read(blend) < read(mild) - 0.05
+    assert read_by_nearest_glyph(blend) < read_by_nearest_glyph(mild) - 0.05
 
 
 def test_split_train_val_partitions_by_index():
