@@ -37,79 +37,82 @@ NAMES = {"arl[search_ax]": "search AX", "arl": "shipped (G)"}
 SHOWN = ["search AX", "R + 1 x prior", "R + 3 x prior", "shipped (G)"]
 
 
-def table(rows: list[dict], arch: str) -> None:
-    acc = defaultdict(list)  # (loss, noise) -> [(seed, test_acc)]
+def load(path: str, arch: str, names: dict) -> list[dict]:
+    """`path`'s rows of `arch`, relabelled by `names` (others kept as they are),
+    plus the fixed weights' rows for `arch` from EXTRA's folders."""
+    rows = [{**r, "loss": names.get(r["loss"], r["loss"])}
+            for r in report.read_rows(path) if r["arch"] == arch]  # fmt: skip
+    for file, labels in EXTRA[arch].items():
+        rows += [{**r, "loss": labels[r["loss"]]}
+                 for r in report.read_rows(os.path.join(RUNS, file))
+                 if r["arch"] == arch and r["loss"] in labels]  # fmt: skip
+    return rows
+
+
+def seed_means(rows: list[dict], noises: list[str]) -> dict:
+    """(loss, seed) -> mean test accuracy (%) over `noises`, for the seeds that ran
+    every one of them."""
+    acc = defaultdict(list)
     for r in rows:
-        acc[(r["loss"], r["noise"])].append((r["seed"], 100 * r["test_acc"]))
-    noises = sorted({n for _, n in acc if n != "none"})
-    losses = [n for n in SHOWN if any(k[0] == n for k in acc)]
-    losses += sorted({k[0] for k in acc if k[0] in PUBLISHED})
+        if r["noise"] in noises:
+            acc[(r["loss"], r["seed"])].append(100 * r["test_acc"])
+    return {k: sum(v) / len(v) for k, v in acc.items() if len(v) == len(noises)}
+
+
+def table(rows: list[dict], arch: str) -> None:
+    noises = sorted({r["noise"] for r in rows} - {"none"})
+    mean = report.aggregate(rows)  # (arch, noise, loss) -> (mean, std, seeds)
+    by_seed = seed_means(rows, noises)
+    names = {r["loss"] for r in rows}
+    losses = [n for n in SHOWN if n in names] + sorted(names & PUBLISHED)
     print(f"\n{arch}: clean | {' | '.join(noises)} | mean (6 noisy) | per seed")
     best_published = None
     for loss in losses:
-        cells = {n: dict(acc[(loss, n)]) for n in ["none", *noises]}
-        if any(len(cells[n]) != 2 for n in noises):
-            print(f"{loss}: incomplete ({[len(cells[n]) for n in noises]})")
+        per_seed = [v for (name, _), v in sorted(by_seed.items()) if name == loss]
+        if len(per_seed) != 2:
+            print(f"{loss}: incomplete")
             continue
-        means = {n: sum(v.values()) / len(v) for n, v in cells.items() if v}
-        seeds = sorted(cells[noises[0]])
-        per_seed = [sum(cells[n][s] for n in noises) / len(noises) for s in seeds]
         overall = sum(per_seed) / len(per_seed)
-        print(f"{loss:16s} {means['none']:6.2f} | "
-              + " ".join(f"{means[n]:6.2f}" for n in noises)
+        print(f"{loss:16s} {100 * mean[(arch, 'none', loss)][0]:6.2f} | "
+              + " ".join(f"{100 * mean[(arch, n, loss)][0]:6.2f}" for n in noises)
               + f" | {overall:6.2f} | " + " ".join(f"{v:6.2f}" for v in per_seed))
         if loss in PUBLISHED and (not best_published or overall > best_published[1]):
             best_published = (loss, overall)
     print(f"best published: {best_published[0]} {best_published[1]:.2f}")
 
 
-def draw1(path: str) -> None:
+def draw1(draw0: list[dict], path: str) -> None:
     """LeNet-5 on the second CPU draw (`--seed 1`, RESULTS section 18's folder, whose
-    rows the copy in `path` holds): each loss's per-seed means and its per-seed
-    difference from NCE+MAE, then pooled with draw 0 (4 seeds)."""
+    rows the copy in `path` holds): each loss's per-seed means, then its difference
+    from NCE+MAE pooled with draw 0 (`report.paired_differences`; draw 1's seeds
+    renumbered 10 and 11 so that the draws do not clash)."""
     names = {"arl[search_ax]": "search AX", "arl[r_prior1]": "R + 1 x prior",
-             "arl[r_prior3]": "R + 3 x prior", "nce_mae": "nce_mae"}  # fmt: skip
-    draws = {0: os.path.join(HERE, "lenet", "runs.csv"), 1: path}
-    extra0 = {os.path.join(RUNS, f): m for f, m in EXTRA["lenet"].items()}
-    per_seed = defaultdict(dict)  # loss -> {(draw, seed): mean over noisy settings}
-    for draw, file in draws.items():
-        files = {file: names} if draw else {file: names, **extra0}
-        sums = defaultdict(list)
-        for f, m in files.items():
-            for r in report.read_rows(f):
-                if r["arch"] == "lenet" and r["noise"] != "none" and r["loss"] in m:
-                    sums[(m[r["loss"]], r["seed"])].append(100 * r["test_acc"])
-        for (loss, seed), v in sums.items():
-            if len(v) == 6:
-                per_seed[loss][(draw, seed)] = sum(v) / 6
-    ref = per_seed["nce_mae"]
-    print("\nLeNet-5, difference from NCE+MAE per (draw, seed), and pooled:")
-    for loss in ("search AX", "R + 1 x prior", "R + 3 x prior"):
-        diffs = {k: v - ref[k] for k, v in per_seed[loss].items() if k in ref}
-        d1 = [v for k, v in per_seed[loss].items() if k[0] == 1]
-        mean1 = f"{sum(d1) / len(d1):.2f}" if len(d1) == 2 else "incomplete"
-        pooled = sum(diffs.values()) / max(len(diffs), 1)
-        print(f"{loss:16s} draw-1 mean {mean1}; "
-              + " ".join(f"{k}: {v:+.2f}" for k, v in sorted(diffs.items()))
-              + f"; pooled {pooled:+.2f} over {len(diffs)} seeds")
-    print(f"nce_mae draw-1 mean {sum(v for k, v in ref.items() if k[0]) / 2:.2f}")
+             "arl[r_prior3]": "R + 3 x prior"}  # fmt: skip
+    rows1 = [{**r, "loss": names.get(r["loss"], r["loss"]), "seed": 10 + r["seed"]}
+             for r in report.read_rows(path) if r["arch"] == "lenet"]  # fmt: skip
+    noises = sorted({r["noise"] for r in rows1} - {"none"})
+    print("\nLeNet-5, draw 1: per-seed means over the noisy settings")
+    for (loss, seed), v in sorted(seed_means(rows1, noises).items()):
+        print(f"  {loss:16s} seed {seed}: {v:6.2f}")
+    kept = set(names.values()) | {"nce_mae"}
+    pooled = [r for r in draw0 + rows1 if r["loss"] in kept]
+    stats = report.paired_differences(pooled, "nce_mae").get("lenet", {})
+    print("Both draws pooled, difference from NCE+MAE:")
+    for loss, st in stats.items():
+        print(f"  {loss:16s} {st['mean']:+.2f} ± {st['std']:.2f} over {st['seeds']} "
+              f"seeds, ahead on {st['ahead']}")
 
 
 def main() -> None:
     archs = ("mlp", "lenet")
     csvs = sys.argv[1:3] or [os.path.join(HERE, a, "runs.csv") for a in archs]
-    for arch, path in zip(archs, csvs):
-        rows = [{**r, "loss": NAMES.get(r["loss"], r["loss"])}
-                for r in report.read_rows(path) if r["arch"] == arch]  # fmt: skip
-        for file, names in EXTRA[arch].items():
-            rows += [{**r, "loss": names[r["loss"]]}
-                     for r in report.read_rows(os.path.join(RUNS, file))
-                     if r["arch"] == arch and r["loss"] in names]  # fmt: skip
-        table(rows, arch)
+    rows = {arch: load(path, arch, NAMES) for arch, path in zip(archs, csvs)}
+    for arch in archs:
+        table(rows[arch], arch)
     d1 = sys.argv[3] if len(sys.argv) > 3 else os.path.join(HERE, "lenet_draw1",
                                                             "runs.csv")
     if os.path.exists(d1):
-        draw1(d1)
+        draw1(rows["lenet"], d1)
 
 
 if __name__ == "__main__":
