@@ -80,6 +80,7 @@ ASYMMETRIC_MAPPINGS: Mapping[str, tuple[Mapping[int, int], int]] = (
             "fontdigits": (DIGITS_MAPPING, 10),
             "fontdigits_mild": (DIGITS_MAPPING, 10),
             "fontdigits_blend": (DIGITS_MAPPING, 10),
+            "fontdigits_blend_hard": (DIGITS_MAPPING, 10),
             "mnist1d": (DIGITS_MAPPING, 10),
             "fashion_mnist": (FASHION_MNIST_MAPPING, 10),
             "cifar10": (CIFAR10_MAPPING, 10),

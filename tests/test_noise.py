@@ -94,7 +94,7 @@ def test_named_mappings():
     assert dict(digits) == {2: 7, 3: 8, 5: 6, 6: 5, 7: 1}
     for name in (
         "usps", "digits", "digits28", "fontdigits", "fontdigits_mild",
-        "fontdigits_blend", "mnist1d",
+        "fontdigits_blend", "fontdigits_blend_hard", "mnist1d",
     ):
         assert noise.ASYMMETRIC_MAPPINGS[name][0] == digits
     # truck->automobile, bird->airplane, deer->horse, cat<->dog
