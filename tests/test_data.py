@@ -254,12 +254,14 @@ def test_fontdigits_mild_is_fontdigits_with_half_the_warps(local_sets):
 
 
 @pytest.mark.parametrize(
-    "name, settings, low, easier",
-    [("fontdigits_blend", data.FONTDIGITS_BLEND, 0.15, "fontdigits_mild"),
-     ("fontdigits_blend_hard", data.FONTDIGITS_BLEND_HARD, 0.25, "fontdigits_blend")],
+    "name, settings, low, easier, margin",
+    # nearest-glyph reads (600/200 images, seed 0): mild 0.955, blend 0.83, hard 0.775
+    [("fontdigits_blend", data.FONTDIGITS_BLEND, 0.15, "fontdigits_mild", 0.05),
+     ("fontdigits_blend_hard", data.FONTDIGITS_BLEND_HARD, 0.25, "fontdigits_blend",
+      0.025)],
 )  # fmt: skip
 def test_fontdigits_blends_lay_another_class_over_each_mild_image(
-    local_sets, name, settings, low, easier
+    local_sets, name, settings, low, easier, margin
 ):
     mild, _, _ = local_sets["fontdigits_mild"]
     blend, _, _ = local_sets[name]
@@ -291,7 +293,8 @@ def test_fontdigits_blends_lay_another_class_over_each_mild_image(
         assert low - 1e-6 <= w[j] <= 0.5 + 1e-6
     # Clean, fewer of them can be read than of the easier dataset: a nearest-glyph
     # reader reads fewer.
-    assert read_by_nearest_glyph(blend) < read_by_nearest_glyph(local_sets[easier][0])
+    easier_read = read_by_nearest_glyph(local_sets[easier][0])
+    assert read_by_nearest_glyph(blend) < easier_read - margin
 
 
 def test_split_train_val_partitions_by_index():
