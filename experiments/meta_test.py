@@ -45,7 +45,9 @@ class MetaTestConfig:
     archs: tuple[str, ...] = _field(
         ("mlp", "cnn"), "architectures (mlp cnn or mlp,cnn)"
     )
-    losses: tuple[str, ...] = _field(("all",), "loss names, or 'all'")
+    losses: tuple[str, ...] = _field(
+        ("all",), "loss names, 'all', or 'none' (only the --loss-file losses)"
+    )
     loss_file: tuple[str, ...] = _field((), "best_loss.json files of searches to add")
     seeds: int = _field(3, "training seeds per setting (vmapped)")
     steps: int = _field(2000, "training steps per run")
@@ -75,12 +77,20 @@ class MetaTestConfig:
                 raise ValueError(
                     f"--archs: unknown {arch!r}; valid: {', '.join(models.ARCHS)}"
                 )
+        if not self.losses:
+            raise ValueError("--losses: empty; give loss names, all, or none")
         for name in self.losses:
-            if name != "all" and name not in losses.LOSSES:
+            if name not in ("all", "none") and name not in losses.LOSSES:
                 raise ValueError(
                     f"--losses: unknown {name!r}; "
-                    f"valid: all, {', '.join(losses.LOSSES)}"
+                    f"valid: all, none, {', '.join(losses.LOSSES)}"
                 )
+        if "none" in self.losses:
+            if len(self.losses) > 1:
+                raise ValueError("--losses: none cannot be given with other names")
+            if not self.loss_file:
+                raise ValueError("--losses none runs only the --loss-file losses; "
+                                 "give at least one --loss-file")
         for path in self.loss_file:
             if not os.path.exists(path):
                 raise ValueError(f"--loss-file: {path} not found")
@@ -115,6 +125,8 @@ def loss_specs(cfg: MetaTestConfig) -> list[compare.LossSpec]:
     for path in cfg.loss_file:
         specs.append(compare.arl_spec(compare.loss_file_label(path), path))
     names = [n for n in losses.LOSSES if n != "arl"]
+    if cfg.losses == ("none",):  # the searches' losses only
+        return specs[1:]
     if "all" not in cfg.losses:
         names = [n for n in cfg.losses if n != "arl"]
         if "arl" not in cfg.losses:

@@ -258,6 +258,9 @@ def test_bar_check_reads_criterion_2_over_the_architectures_together():
         (["--dataset", "imagenet"], "--dataset"),
         (["--archs", "vit"], "--archs"),
         (["--losses", "hinge"], "--losses"),
+        (["--losses", ","], "--losses: empty"),
+        (["--losses", "none"], "give at least one --loss-file"),
+        (["--losses", "none", "gce"], "none cannot be given"),
         (["--noise", "symmetric:1.5"], "--noise"),
         (["--loss-file", "/nonexistent/best_loss.json"], "--loss-file"),
         (["--optimizer", "rmsprop"], "--optimizer"),
@@ -308,6 +311,10 @@ def test_losses_arl_runs_no_baseline(tmp_path):
     every = meta_test.loss_specs(parse(["--losses", "all"]))
     assert len(every) == len(losses.LOSSES)  # the shipped loss and every baseline
     assert compare.baseline_specs([]) == []
+    # `--losses none`: the --loss-file losses only, neither the shipped loss nor
+    # a baseline (what `--losses ,` once did without saying so).
+    only = meta_test.loss_specs(parse(["--losses", "none", "--loss-file", str(best)]))
+    assert [s.name for s in only] == ["arl[search_q]"]
 
 
 def test_plot_styles_keep_every_learned_loss_apart():
