@@ -353,7 +353,9 @@ def _criterion_2(ranked: list[str], ref: str) -> dict:
     """Where `ref` stands in `ranked` (losses, best first) among the hand-designed
     losses: other learned losses are candidates for its place, not rivals."""
     field = [n for n in ranked if n == ref or not report.is_learned(n)]
-    return {"criterion_2_met": field[0] == ref, "reference_rank": field.index(ref) + 1,
+    # None: no hand-designed loss ran (`--losses none`), so there is no rival.
+    met = field[0] == ref if len(field) > 1 else None
+    return {"criterion_2_met": met, "reference_rank": field.index(ref) + 1,
             "losses": len(field), "best": field[0],
             "named_not_run": [n for n in BAR_NAMED if n not in field]}  # fmt: skip
 
@@ -369,6 +371,8 @@ BAR_NAMED = ("gce", "sce", "nce_rce", "taylor_ce", "poly1")
 
 
 def _criterion_2_text(bar: dict, means: dict) -> str:
+    if bar["criterion_2_met"] is None:
+        return "not measured (no hand-designed loss run)"
     if bar["criterion_2_met"]:
         missing = bar.get("named_not_run")
         if missing:

@@ -221,6 +221,12 @@ def test_bar_check_judges_the_bar_against_the_hand_designed_losses():
     assert "The bar on fashion_mnist" in text and "comparison only" not in text
     text = meta_test.bar_text(meta_test.bar_check(rows), "digits")
     assert "The bar on digits" in text and "for comparison only" in text
+    # Learned losses only (`--losses none`): criterion 2 has no rival to judge by.
+    learned = [r for r in rows if report.is_learned(r["loss"])]
+    bar = meta_test.bar_check(learned)["mlp"]["bar"]
+    assert bar["criterion_2_met"] is None and bar["losses"] == 1
+    assert "criterion 2 not measured (no hand-designed loss run)" in (
+        meta_test.bar_text(meta_test.bar_check(learned)))
 
 
 def test_bar_check_reads_criterion_2_over_the_architectures_together():
