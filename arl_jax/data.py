@@ -455,9 +455,9 @@ FONTDIGITS_BLEND = types.MappingProxyType(
     {**FONTDIGITS_MILD_WARPS, "blend": 1.0, "blend_weight": (0.15, 0.5)}
 )
 # `fontdigits_blend_hard`: `fontdigits_blend` with the weights in [0.25, 0.5], so
-# that clean, LeNet-5 reads nearer as many of them as of Fashion-MNIST (NCE+MAE:
-# 88.70% and 90.95% with two seeds, against 87.07%; on `fontdigits_blend` 92.95%),
-# for a LeNet-5 half of a meta-train pool (docs/runs/fontdigits_blend_hard).
+# that LeNet-5's clean accuracy on it is nearer Fashion-MNIST's (NCE+MAE: 88.70% and
+# 90.95% with two seeds, against 87.07%; on `fontdigits_blend` 92.95%), for a
+# LeNet-5 half of a meta-train pool (docs/runs/fontdigits_blend_hard).
 FONTDIGITS_BLEND_HARD = types.MappingProxyType(
     {**FONTDIGITS_BLEND, "blend_weight": (0.25, 0.5)}
 )

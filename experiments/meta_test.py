@@ -125,10 +125,8 @@ def loss_specs(cfg: MetaTestConfig) -> list[compare.LossSpec]:
     for path in cfg.loss_file:
         specs.append(compare.arl_spec(compare.loss_file_label(path), path))
     names = [n for n in losses.LOSSES if n != "arl"]
-    if cfg.losses == ("none",):  # the searches' losses only
-        return specs[1:]
-    if "all" not in cfg.losses:
-        names = [n for n in cfg.losses if n != "arl"]
+    if "all" not in cfg.losses:  # `none`: no baseline, no shipped loss
+        names = [n for n in cfg.losses if n not in ("arl", "none")]
         if "arl" not in cfg.losses:
             specs = specs[1:]
     return specs + compare.baseline_specs(names)
