@@ -1,0 +1,149 @@
+"""PLAN.md's rule on the new Fashion-MNIST table: R + 3 x prior against the published
+losses over 32 fresh seeds (two draws of 16), per architecture.
+
+    PYTHONPATH=. python docs/runs/bar_confirm/confirm.py FOLDER [FOLDER ...]
+
+Each FOLDER is one draw's meta_test output (runs.csv; e.g. runs/bar_confirm/seed2).
+Seeds are renumbered by draw so that the draws pool. Prints each loss's mean over the
+noisy settings, R + 3 x prior minus each published loss seed by seed (per draw and
+pooled, with a 95% t-interval), and the rule's decision; nothing is decided while a
+core cell is missing. A record for docs/RESULTS.md, not part of the package.
+"""
+
+import json
+import math
+import os
+import statistics
+import sys
+
+from scipy import stats
+
+from arl_jax import report
+
+CANDIDATE = "arl[r_prior3]"
+CORE = (CANDIDATE, "nce_mae", "nce_rce")  # the rule's losses (PLAN.md)
+PUBLISHED = ("nce_mae", "nce_rce", "gce", "sce", "taylor_ce", "poly1", "anl_ce", "mae",
+             "cross_entropy")
+NOISY = ("symmetric:0.2", "symmetric:0.4", "symmetric:0.6", "symmetric:0.8",
+         "asymmetric:0.2", "asymmetric:0.4")
+ARCHS = ("lenet", "mlp")
+SEEDS = 16  # a draw's seeds (PLAN.md)
+PROTOCOL = {"dataset": "fashion_mnist", "steps": 5000, "train_size": 10000,
+            "seeds": SEEDS}
+
+
+def load(folders: list[str]) -> list[dict]:
+    rows = []
+    for k, folder in enumerate(folders):
+        for r in report.read_rows(os.path.join(folder, "runs.csv")):
+            rows.append({**r, "seed": 100 * k + r["seed"], "draw": k})
+    return rows
+
+
+def name(folder: str) -> str:
+    return os.path.basename(os.path.normpath(folder))
+
+
+def off_protocol(folders: list[str]) -> list[str]:
+    """The folders whose config.json is not PLAN.md's protocol (a smoke run)."""
+    out = []
+    for folder in folders:
+        path = os.path.join(folder, "config.json")
+        cfg = json.load(open(path)) if os.path.exists(path) else {}
+        off = {k: cfg.get(k) for k, v in PROTOCOL.items() if cfg.get(k) != v}
+        if off:
+            out.append(f"{name(folder)} ran {off}")
+    return out
+
+
+def missing(rows: list[dict], folders: list[str]) -> list[str]:
+    """The core cells (architecture, setting, loss, draw) without all their seeds."""
+    have: dict[tuple, int] = {}
+    for r in rows:
+        key = (r["arch"], r["noise"], r["loss"], r["draw"])
+        have[key] = have.get(key, 0) + 1
+    return [f"{a} {n} {loss} {name(f)}" for a in ARCHS for n in NOISY for loss in CORE
+            for d, f in enumerate(folders)
+            if have.get((a, n, loss, d), 0) < SEEDS]  # fmt: skip
+
+
+def interval(diffs: list[float]) -> str:
+    if not diffs:
+        return "not run"
+    n, m = len(diffs), statistics.mean(diffs)
+    if n < 2:
+        return f"{m:+.2f} (1 seed)"
+    half = stats.t.ppf(0.975, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
+    ahead = sum(d > 0 for d in diffs)
+    return f"{m:+.2f} [{m - half:+.2f}, {m + half:+.2f}], ahead on {ahead} of {n}"
+
+
+def grid_mean(rows: list[dict], loss: str) -> float | None:
+    cells = [[r["test_acc"] for r in rows if r["loss"] == loss and r["noise"] == n]
+             for n in NOISY]  # fmt: skip
+    if not all(cells):
+        return None
+    return 100 * statistics.mean(statistics.mean(c) for c in cells)
+
+
+def per_seed(rows: list[dict], loss: str, ref: str) -> list[float]:
+    acc = {(r["loss"], r["seed"], r["noise"]): r["test_acc"] for r in rows}
+    out = []
+    for s in sorted({r["seed"] for r in rows}):
+        a = [acc.get((loss, s, n)) for n in NOISY]
+        b = [acc.get((ref, s, n)) for n in NOISY]
+        if None not in a and None not in b:
+            out.append(100 * (statistics.mean(a) - statistics.mean(b)))
+    return out
+
+
+def main(folders: list[str]) -> int:
+    rows = load(folders)
+    verdict = {}
+    for arch in ARCHS:
+        sub = [r for r in rows if r["arch"] == arch]
+        means = {loss: grid_mean(sub, loss)
+                 for loss in dict.fromkeys(r["loss"] for r in sub)}  # fmt: skip
+        means = {k: v for k, v in means.items() if v is not None}
+        print(f"## {arch}: mean over the six noisy settings, {len(folders)} draws\n")
+        for loss, m in sorted(means.items(), key=lambda kv: -kv[1]):
+            clean = [r["test_acc"] for r in sub if r["loss"] == loss
+                     and r["noise"] == "none"]  # fmt: skip
+            c = f"  clean {100 * statistics.mean(clean):.2f}%" if clean else ""
+            draws = {r["draw"] for r in sub if r["loss"] == loss}
+            part = ("" if len(draws) == len(folders) else
+                    f"  (only {', '.join(name(folders[d]) for d in sorted(draws))})")
+            print(f"  {loss:18s} {m:6.2f}%{c}{part}")
+        if CANDIDATE not in means:
+            continue
+        print(f"\n  {CANDIDATE} minus each published loss, seed by seed:")
+        for ref in (p for p in PUBLISHED if p in means):
+            by_draw = "; ".join(
+                f"{name(folders[d])}: " + interval(per_seed(
+                    [r for r in sub if r["draw"] == d], CANDIDATE, ref))
+                for d in range(len(folders)))
+            print(f"  - {ref}: pooled {interval(per_seed(sub, CANDIDATE, ref))} "
+                  f"({by_draw})")
+        # ahead of each on the seeds both ran (all of them for the core losses)
+        verdict[arch] = all(statistics.mean(per_seed(sub, CANDIDATE, p) or [0.0]) > 0
+                            for p in PUBLISHED if p in means)  # fmt: skip
+        print()
+    gaps = missing(rows, folders) + off_protocol(folders)
+    if gaps:
+        print(f"Not decided ({len(gaps)} gaps: core cells without their {SEEDS} seeds, "
+              "or folders off PLAN.md's protocol), e.g. " + "; ".join(gaps[-4:]))
+        return 1
+    if all(verdict.get(a) for a in ARCHS):
+        print("Rule 1: R + 3 x prior has the best mean with both architectures: "
+              "it meets criterion 2 in this table and ships (PLAN.md).")
+    else:
+        behind = [a for a in ARCHS if not verdict.get(a)]
+        print(f"Rule 2: R + 3 x prior is not first with {', '.join(behind)}: "
+              "nothing ships, and it is not proposed again (PLAN.md).")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    sys.exit(main(sys.argv[1:]))
