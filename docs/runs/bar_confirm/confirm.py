@@ -102,6 +102,9 @@ def main(folders: list[str]) -> int:
     verdict = {}
     for arch in ARCHS:
         sub = [r for r in rows if r["arch"] == arch]
+        if not sub:
+            print(f"## {arch}: no rows yet\n")
+            continue
         means = {loss: grid_mean(sub, loss)
                  for loss in dict.fromkeys(r["loss"] for r in sub)}  # fmt: skip
         means = {k: v for k, v in means.items() if v is not None}
