@@ -3,8 +3,9 @@ losses over 32 fresh seeds (two draws of 16), per architecture.
 
     PYTHONPATH=. python docs/runs/bar_confirm/confirm.py FOLDER [FOLDER ...]
 
-Each FOLDER is one draw's meta_test output (runs.csv; e.g. runs/bar_confirm/seed2).
-Seeds are renumbered by draw so that the draws pool. Prints each loss's mean over the
+Each FOLDER is a meta_test output (runs.csv, config.json; e.g.
+docs/runs/bar_confirm/seed2); folders of one draw (`--seed`) pool into it, e.g. the
+MLP's rows from one folder and LeNet-5's from another. Prints each loss's mean over the
 noisy settings, R + 3 x prior minus each published loss seed by seed (per draw and
 pooled, with a 95% t-interval), and the rule's decision; nothing is decided while a
 core cell is missing. A record for docs/RESULTS.md, not part of the package.
@@ -28,15 +29,25 @@ NOISY = ("symmetric:0.2", "symmetric:0.4", "symmetric:0.6", "symmetric:0.8",
          "asymmetric:0.2", "asymmetric:0.4")
 ARCHS = ("lenet", "mlp")
 SEEDS = 16  # a draw's seeds (PLAN.md)
+DRAWS = [2, 3]  # the draws' --seed (PLAN.md)
 PROTOCOL = {"dataset": "fashion_mnist", "steps": 5000, "train_size": 10000,
             "seeds": SEEDS}
 
 
+def draw_of(folder: str) -> int:
+    """The folder's draw: its config.json's --seed (0 without one)."""
+    path = os.path.join(folder, "config.json")
+    return json.load(open(path)).get("seed", 0) if os.path.exists(path) else 0
+
+
 def load(folders: list[str]) -> list[dict]:
+    """Every folder's rows; folders of one draw (one --seed: the MLP's from one
+    device, LeNet-5's from another) pool into it, and seeds are renumbered by draw."""
     rows = []
-    for k, folder in enumerate(folders):
+    for folder in folders:
+        d = draw_of(folder)
         for r in report.read_rows(os.path.join(folder, "runs.csv")):
-            rows.append({**r, "seed": 100 * k + r["seed"], "draw": k})
+            rows.append({**r, "seed": 100 * d + r["seed"], "draw": d})
     return rows
 
 
@@ -56,15 +67,14 @@ def off_protocol(folders: list[str]) -> list[str]:
     return out
 
 
-def missing(rows: list[dict], folders: list[str]) -> list[str]:
+def missing(rows: list[dict], draws: list[int]) -> list[str]:
     """The core cells (architecture, setting, loss, draw) without all their seeds."""
     have: dict[tuple, int] = {}
     for r in rows:
         key = (r["arch"], r["noise"], r["loss"], r["draw"])
         have[key] = have.get(key, 0) + 1
-    return [f"{a} {n} {loss} {name(f)}" for a in ARCHS for n in NOISY for loss in CORE
-            for d, f in enumerate(folders)
-            if have.get((a, n, loss, d), 0) < SEEDS]  # fmt: skip
+    return [f"{a} {n} {loss} --seed {d}" for a in ARCHS for n in NOISY for loss in CORE
+            for d in draws if have.get((a, n, loss, d), 0) < SEEDS]  # fmt: skip
 
 
 def interval(diffs: list[float]) -> str:
@@ -99,6 +109,7 @@ def per_seed(rows: list[dict], loss: str, ref: str) -> list[float]:
 
 def main(folders: list[str]) -> int:
     rows = load(folders)
+    draws = DRAWS
     verdict = {}
     for arch in ARCHS:
         sub = [r for r in rows if r["arch"] == arch]
@@ -108,30 +119,30 @@ def main(folders: list[str]) -> int:
         means = {loss: grid_mean(sub, loss)
                  for loss in dict.fromkeys(r["loss"] for r in sub)}  # fmt: skip
         means = {k: v for k, v in means.items() if v is not None}
-        print(f"## {arch}: mean over the six noisy settings, {len(folders)} draws\n")
+        print(f"## {arch}: mean over the six noisy settings, {len(draws)} draws\n")
         for loss, m in sorted(means.items(), key=lambda kv: -kv[1]):
             clean = [r["test_acc"] for r in sub if r["loss"] == loss
                      and r["noise"] == "none"]  # fmt: skip
             c = f"  clean {100 * statistics.mean(clean):.2f}%" if clean else ""
-            draws = {r["draw"] for r in sub if r["loss"] == loss}
-            part = ("" if len(draws) == len(folders) else
-                    f"  (only {', '.join(name(folders[d]) for d in sorted(draws))})")
+            has = {r["draw"] for r in sub if r["loss"] == loss}
+            part = ("" if has == set(draws) else
+                    f"  (only --seed {', '.join(str(d) for d in sorted(has))})")
             print(f"  {loss:18s} {m:6.2f}%{c}{part}")
         if CANDIDATE not in means:
             continue
         print(f"\n  {CANDIDATE} minus each published loss, seed by seed:")
         for ref in (p for p in PUBLISHED if p in means):
             by_draw = "; ".join(
-                f"{name(folders[d])}: " + interval(per_seed(
+                f"--seed {d}: " + interval(per_seed(
                     [r for r in sub if r["draw"] == d], CANDIDATE, ref))
-                for d in range(len(folders)))
+                for d in draws)
             print(f"  - {ref}: pooled {interval(per_seed(sub, CANDIDATE, ref))} "
                   f"({by_draw})")
         # ahead of each on the seeds both ran (all of them for the core losses)
         verdict[arch] = all(statistics.mean(per_seed(sub, CANDIDATE, p) or [0.0]) > 0
                             for p in PUBLISHED if p in means)  # fmt: skip
         print()
-    gaps = missing(rows, folders) + off_protocol(folders)
+    gaps = missing(rows, draws) + off_protocol(folders)
     if gaps:
         print(f"Not decided ({len(gaps)} gaps: core cells without their {SEEDS} seeds, "
               "or folders off PLAN.md's protocol), e.g. " + "; ".join(gaps[-4:]))
