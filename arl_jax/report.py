@@ -128,11 +128,23 @@ def markdown_tables(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def _grid_mean(acc: dict, noisy: set, loss: str, seed: int) -> float | None:
-    """Mean test accuracy (points) of `loss`, `seed` over `noisy`; None if one is
-    missing."""
-    vals = [acc.get((loss, seed, n)) for n in noisy]
-    return None if None in vals else 100 * sum(vals) / len(vals)
+def seed_differences(rows: list[dict], loss: str, reference: str) -> list[float]:
+    """Seed by seed, `loss`'s mean test accuracy over the noisy settings of `rows`
+    minus `reference`'s (points), for each seed both ran on every noisy setting.
+
+    `rows` are one architecture's. meta_test gives every loss of a setting the same
+    noisy labels and the same seeds, so seed s of two losses differs only by the
+    loss.
+    """
+    noisy = sorted({r["noise"] for r in rows} - {"none"})
+    acc = {(r["loss"], r["seed"], r["noise"]): r["test_acc"] for r in rows}
+    out = []
+    for s in sorted({r["seed"] for r in rows}):
+        a = [acc.get((loss, s, n)) for n in noisy]
+        b = [acc.get((reference, s, n)) for n in noisy]
+        if noisy and None not in a and None not in b:
+            out.append(100 * (sum(a) - sum(b)) / len(noisy))
+    return out
 
 
 def paired_differences(
@@ -141,32 +153,17 @@ def paired_differences(
     """Each loss against `reference`, seed by seed: arch -> loss -> statistics
     (an architecture where no loss has a seed to compare is left out).
 
-    meta_test gives every loss of a setting the same noisy labels and the same
-    seeds, so seed s of two losses differs only by the loss. For each seed that
-    both losses ran on every noisy setting of the architecture, the difference of
-    their mean test accuracy over those settings (points); returned as its mean,
-    standard deviation, number of seeds and how many seeds the loss was ahead.
-    A difference no larger than its spread over seeds says the two are tied.
+    The differences are `seed_differences`', returned as their mean, standard
+    deviation, number of seeds and how many seeds the loss was ahead. A difference
+    no larger than its spread over seeds says the two are tied.
     """
     out: dict[str, dict[str, dict[str, float]]] = {}
     for arch in sorted({r["arch"] for r in rows}):
-        noisy = {r["noise"] for r in rows if r["arch"] == arch} - {"none"}
-        acc = {(r["loss"], r["seed"], r["noise"]): r["test_acc"]
-               for r in rows if r["arch"] == arch and r["noise"] in noisy}  # fmt: skip
-        seeds = sorted({r["seed"] for r in rows if r["arch"] == arch})
-        names = list(dict.fromkeys(r["loss"] for r in rows if r["arch"] == arch))
-        if not noisy or reference not in names:
-            continue
+        arch_rows = [r for r in rows if r["arch"] == arch]
         stats = {}
-        for loss in names:
-            if loss == reference:
-                continue
-            diffs = []
-            for s in seeds:
-                a = _grid_mean(acc, noisy, loss, s)
-                b = _grid_mean(acc, noisy, reference, s)
-                if a is not None and b is not None:
-                    diffs.append(a - b)
+        for loss in dict.fromkeys(r["loss"] for r in arch_rows):
+            diffs = (seed_differences(arch_rows, loss, reference)
+                     if loss != reference else [])  # fmt: skip
             if diffs:
                 m, sd, n = _mean_std_n(diffs)
                 ahead = sum(d > 0 for d in diffs)

@@ -148,6 +148,8 @@ def test_paired_differences_compare_seed_by_seed():
             rows.append(row("c", seed, noise, base + shift + (-0.02, 0.02)[seed]))
     # The clean column does not count: only the noisy settings make the grid.
     rows.append(row("d", 0, "none", 1.0))
+    assert report.seed_differences(rows, "b", "arl") == pytest.approx([1.0, 3.0])
+    assert report.seed_differences(rows, "d", "arl") == []
     stats = report.paired_differences(rows, "arl")["mlp"]
     assert stats["b"] == pytest.approx({"mean": 2.0, "std": 1.0, "seeds": 2,
                                         "ahead": 2})  # fmt: skip
@@ -158,6 +160,7 @@ def test_paired_differences_compare_seed_by_seed():
     short = [r for r in rows if not (r["loss"] == "c" and r["seed"] == 1
                                      and r["noise"] == "symmetric:0.8")]  # fmt: skip
     assert report.paired_differences(short, "arl")["mlp"]["c"]["seeds"] == 1
+    assert report.seed_differences(short, "c", "arl") == pytest.approx([-2.0])
     md = report.paired_tables(rows, "arl")
     assert md.index("| b | +2.00 ± 1.00 | 2 of 2 |") < md.index(
         "| c | +0.00 ± 2.00 | 1 of 2 |")

@@ -16,6 +16,7 @@ import math
 import os
 import statistics
 import sys
+from collections import Counter
 
 from scipy import stats
 
@@ -34,10 +35,12 @@ PROTOCOL = {"dataset": "fashion_mnist", "steps": 5000, "train_size": 10000,
             "seeds": SEEDS}
 
 
-def draw_of(folder: str) -> int:
-    """The folder's draw: its config.json's --seed (0 without one)."""
+def config(folder: str) -> dict:
     path = os.path.join(folder, "config.json")
-    return json.load(open(path)).get("seed", 0) if os.path.exists(path) else 0
+    if not os.path.exists(path):
+        return {}
+    with open(path) as fh:
+        return json.load(fh)
 
 
 def load(folders: list[str]) -> list[dict]:
@@ -45,36 +48,39 @@ def load(folders: list[str]) -> list[dict]:
     device, LeNet-5's from another) pool into it, and seeds are renumbered by draw."""
     rows = []
     for folder in folders:
-        d = draw_of(folder)
+        d = config(folder).get("seed", 0)
         for r in report.read_rows(os.path.join(folder, "runs.csv")):
             rows.append({**r, "seed": 100 * d + r["seed"], "draw": d})
     return rows
 
 
-def name(folder: str) -> str:
-    return os.path.basename(os.path.normpath(folder))
-
-
 def off_protocol(folders: list[str]) -> list[str]:
-    """The folders whose config.json is not PLAN.md's protocol (a smoke run)."""
+    """The folders whose config.json is not PLAN.md's protocol (a smoke run, or a
+    draw the plan does not name)."""
     out = []
     for folder in folders:
-        path = os.path.join(folder, "config.json")
-        cfg = json.load(open(path)) if os.path.exists(path) else {}
+        cfg = config(folder)
         off = {k: cfg.get(k) for k, v in PROTOCOL.items() if cfg.get(k) != v}
+        if cfg.get("seed") not in DRAWS:
+            off["seed"] = cfg.get("seed")
         if off:
-            out.append(f"{name(folder)} ran {off}")
+            out.append(f"{os.path.normpath(folder)} ran {off}")
     return out
 
 
 def missing(rows: list[dict], draws: list[int]) -> list[str]:
-    """The core cells (architecture, setting, loss, draw) without all their seeds."""
+    """The core cells (architecture, setting, loss, draw) without all their seeds,
+    and any run that two folders hold (one device's half each, PLAN.md)."""
     have: dict[tuple, int] = {}
     for r in rows:
         key = (r["arch"], r["noise"], r["loss"], r["draw"])
         have[key] = have.get(key, 0) + 1
-    return [f"{a} {n} {loss} --seed {d}" for a in ARCHS for n in NOISY for loss in CORE
-            for d in draws if have.get((a, n, loss, d), 0) < SEEDS]  # fmt: skip
+    runs = Counter((r["arch"], r["noise"], r["loss"], r["seed"]) for r in rows)
+    twice = [" ".join(map(str, k)) + " in two folders"
+             for k, c in sorted(runs.items()) if c > 1]  # fmt: skip
+    return twice + [
+        f"{a} {n} {loss} --seed {d}" for a in ARCHS for n in NOISY for loss in CORE
+        for d in draws if have.get((a, n, loss, d), 0) < SEEDS]  # fmt: skip
 
 
 def interval(diffs: list[float]) -> str:
@@ -96,20 +102,8 @@ def grid_mean(rows: list[dict], loss: str) -> float | None:
     return 100 * statistics.mean(statistics.mean(c) for c in cells)
 
 
-def per_seed(rows: list[dict], loss: str, ref: str) -> list[float]:
-    acc = {(r["loss"], r["seed"], r["noise"]): r["test_acc"] for r in rows}
-    out = []
-    for s in sorted({r["seed"] for r in rows}):
-        a = [acc.get((loss, s, n)) for n in NOISY]
-        b = [acc.get((ref, s, n)) for n in NOISY]
-        if None not in a and None not in b:
-            out.append(100 * (statistics.mean(a) - statistics.mean(b)))
-    return out
-
-
 def main(folders: list[str]) -> int:
     rows = load(folders)
-    draws = DRAWS
     verdict = {}
     for arch in ARCHS:
         sub = [r for r in rows if r["arch"] == arch]
@@ -119,13 +113,13 @@ def main(folders: list[str]) -> int:
         means = {loss: grid_mean(sub, loss)
                  for loss in dict.fromkeys(r["loss"] for r in sub)}  # fmt: skip
         means = {k: v for k, v in means.items() if v is not None}
-        print(f"## {arch}: mean over the six noisy settings, {len(draws)} draws\n")
+        print(f"## {arch}: mean over the six noisy settings, {len(DRAWS)} draws\n")
         for loss, m in sorted(means.items(), key=lambda kv: -kv[1]):
             clean = [r["test_acc"] for r in sub if r["loss"] == loss
                      and r["noise"] == "none"]  # fmt: skip
             c = f"  clean {100 * statistics.mean(clean):.2f}%" if clean else ""
             has = {r["draw"] for r in sub if r["loss"] == loss}
-            part = ("" if has == set(draws) else
+            part = ("" if has == set(DRAWS) else
                     f"  (only --seed {', '.join(str(d) for d in sorted(has))})")
             print(f"  {loss:18s} {m:6.2f}%{c}{part}")
         if CANDIDATE not in means:
@@ -133,19 +127,22 @@ def main(folders: list[str]) -> int:
         print(f"\n  {CANDIDATE} minus each published loss, seed by seed:")
         for ref in (p for p in PUBLISHED if p in means):
             by_draw = "; ".join(
-                f"--seed {d}: " + interval(per_seed(
+                f"--seed {d}: " + interval(report.seed_differences(
                     [r for r in sub if r["draw"] == d], CANDIDATE, ref))
-                for d in draws)
-            print(f"  - {ref}: pooled {interval(per_seed(sub, CANDIDATE, ref))} "
-                  f"({by_draw})")
-        # ahead of each on the seeds both ran (all of them for the core losses)
-        verdict[arch] = all(statistics.mean(per_seed(sub, CANDIDATE, p) or [0.0]) > 0
-                            for p in PUBLISHED if p in means)  # fmt: skip
+                for d in DRAWS)
+            pooled = interval(report.seed_differences(sub, CANDIDATE, ref))
+            print(f"  - {ref}: pooled {pooled} ({by_draw})")
+        # ahead of each on the seeds both ran (all of them for the core losses); a
+        # published loss that shares no seed with it counts as not behind
+        verdict[arch] = all(
+            statistics.mean(report.seed_differences(sub, CANDIDATE, p) or [0.0]) > 0
+            for p in PUBLISHED if p in means)  # fmt: skip
         print()
-    gaps = missing(rows, draws) + off_protocol(folders)
+    gaps = missing(rows, DRAWS) + off_protocol(folders)
     if gaps:
         print(f"Not decided ({len(gaps)} gaps: core cells without their {SEEDS} seeds, "
-              "or folders off PLAN.md's protocol), e.g. " + "; ".join(gaps[-4:]))
+              "runs in two folders, or folders off PLAN.md's protocol), e.g. "
+              + "; ".join(gaps[-4:]))
         return 1
     if all(verdict.get(a) for a in ARCHS):
         print("Rule 1: R + 3 x prior has the best mean with both architectures: "

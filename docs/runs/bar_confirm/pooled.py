@@ -7,10 +7,10 @@ order the two.
 The bar's protocol is 5,000 steps on 10,000 training images, the six noisy settings
 (docs/RESULTS.md sections 4, 10, 11, 14, 15, 18, 21). Each table is one device and
 one draw (`--seed`); within a table every loss has the same noisy labels and seeds,
-so a seed's difference of grid means differs only by the loss (`report`'s
-`paired_differences`). A table's reference is its published loss with the best mean
-(NCE+MAE with LeNet-5; NCE+RCE with the MLP except on the H200's draw 1, where
-NCE+MAE is). Pooled over tables: the mean difference, its spread over seeds, a 95%
+so a seed's difference of grid means differs only by the loss
+(`report.seed_differences`). A table's reference is its published loss with the
+best mean (NCE+MAE with LeNet-5; NCE+RCE with the MLP except on the H200's draw 1,
+where NCE+MAE is). Pooled over tables: the mean difference, its spread over seeds, a 95%
 t-interval that treats the seeds as independent, the seeds a table would need for
 that interval to exclude 0 if the true difference were the mean seen here (normal
 approximation), and a one-way ANOVA's p-value for "the tables' means differ" (a
@@ -88,7 +88,7 @@ def main() -> None:
                 d = diffs[loss]
                 print(f"  {label:14s} {means[loss]:6.2f}%  {d['mean']:+.2f} ± "
                       f"{d['std']:.2f} over {d['seeds']} seeds, ahead on {d['ahead']}")
-                per_seed = per_seed_diffs(rows, loss, ref)
+                per_seed = report.seed_differences(rows, loss, ref)
                 pooled.setdefault((arch, loss), []).extend(per_seed)
                 by_table.setdefault((arch, loss), []).append(per_seed)
     print("\n## Pooled over the tables, seed by seed\n")
@@ -106,19 +106,6 @@ def main() -> None:
         print(f"| {arch} | {LEARNED[loss]} | {n} ({len(groups)}) | {m:+.2f} | "
               f"{sd:.2f} | [{m - half:+.2f}, {m + half:+.2f}] | "
               f"{sum(x > 0 for x in d)} | {need} | {differ} |")
-
-
-def per_seed_diffs(rows: list[dict], loss: str, ref: str) -> list[float]:
-    """Seed by seed, `loss`'s mean over the noisy settings minus `ref`'s (points)."""
-    noisy = {r["noise"] for r in rows} - {"none"}
-    acc = {(r["loss"], r["seed"], r["noise"]): r["test_acc"] for r in rows}
-    out = []
-    for s in sorted({r["seed"] for r in rows}):
-        a = [acc.get((loss, s, n)) for n in noisy]
-        b = [acc.get((ref, s, n)) for n in noisy]
-        if None not in a and None not in b:
-            out.append(100 * (statistics.mean(a) - statistics.mean(b)))
-    return out
 
 
 if __name__ == "__main__":
