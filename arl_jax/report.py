@@ -73,6 +73,17 @@ def aggregate(
     return {k: _mean_std_n(v) for k, v in groups.items()}
 
 
+def noisy_means(rows: list[dict]) -> dict[tuple[str, str], tuple[float, int]]:
+    """(arch, loss) -> (mean test accuracy over the noisy settings it ran, how many
+    of them): each setting's mean over seeds (`aggregate`), averaged; the clean
+    setting ("none") left out."""
+    per: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+    for (arch, noise, loss), (m, _, _) in aggregate(rows).items():
+        if noise != "none":
+            per[(arch, loss)].append(m)
+    return {k: (sum(v) / len(v), len(v)) for k, v in per.items()}
+
+
 def _noise_order(noises: Iterable[str]) -> list[str]:
     def key(n: str) -> tuple:
         kind, _, rate = n.partition(":")
@@ -87,17 +98,13 @@ def markdown_tables(rows: list[dict]) -> str:
     bold, and the mean over the noisy columns. Means are compared as printed (to 0.01
     points), so every loss tied with the best at that precision is bold."""
     agg = aggregate(rows)
+    grid = noisy_means(rows)
     out = []
     dataset = rows[0]["dataset"] if rows else ""
     for arch in sorted({r["arch"] for r in rows}):
         noises = _noise_order(r["noise"] for r in rows if r["arch"] == arch)
         loss_names = list(dict.fromkeys(r["loss"] for r in rows if r["arch"] == arch))
-        noisy = [n for n in noises if n != "none"]
-        means = {
-            loss: sum(agg[(arch, n, loss)][0] for n in noisy if (arch, n, loss) in agg)
-            / max(1, sum((arch, n, loss) in agg for n in noisy))
-            for loss in loss_names
-        }
+        means = {loss: grid.get((arch, loss), (0.0, 0))[0] for loss in loss_names}
         best = {
             n: max(agg[(arch, n, x)][0] for x in loss_names if (arch, n, x) in agg)
             for n in noises

@@ -94,14 +94,6 @@ def interval(diffs: list[float]) -> str:
     return f"{m:+.2f} [{m - half:+.2f}, {m + half:+.2f}], ahead on {ahead} of {n}"
 
 
-def grid_mean(rows: list[dict], loss: str) -> float | None:
-    cells = [[r["test_acc"] for r in rows if r["loss"] == loss and r["noise"] == n]
-             for n in NOISY]  # fmt: skip
-    if not all(cells):
-        return None
-    return 100 * statistics.mean(statistics.mean(c) for c in cells)
-
-
 def main(folders: list[str]) -> int:
     rows = load(folders)
     verdict = {}
@@ -110,9 +102,9 @@ def main(folders: list[str]) -> int:
         if not sub:
             print(f"## {arch}: no rows yet\n")
             continue
-        means = {loss: grid_mean(sub, loss)
-                 for loss in dict.fromkeys(r["loss"] for r in sub)}  # fmt: skip
-        means = {k: v for k, v in means.items() if v is not None}
+        # each loss's mean over the noisy settings, where it ran all six
+        means = {loss: 100 * m for (_, loss), (m, k) in report.noisy_means(sub).items()
+                 if k == len(NOISY)}  # fmt: skip
         print(f"## {arch}: mean over the six noisy settings, {len(DRAWS)} draws\n")
         for loss, m in sorted(means.items(), key=lambda kv: -kv[1]):
             clean = [r["test_acc"] for r in sub if r["loss"] == loss

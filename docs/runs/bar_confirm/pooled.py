@@ -60,16 +60,12 @@ def table_rows(arch: str, folders: list[str]) -> list[dict]:
 
 
 def grid_means(rows: list[dict]) -> dict[str, float]:
-    """Each loss's mean test accuracy (%) over the noisy settings and seeds, for the
-    losses with every noisy setting."""
-    noisy = {r["noise"] for r in rows} - {"none"}
-    cells: dict[str, dict[str, list[float]]] = {}
-    for r in rows:
-        if r["noise"] in noisy:
-            cells.setdefault(r["loss"], {}).setdefault(r["noise"], []).append(
-                r["test_acc"])
-    return {loss: 100 * statistics.mean(statistics.mean(v) for v in c.values())
-            for loss, c in cells.items() if set(c) == noisy}  # fmt: skip
+    """Each loss's mean test accuracy (%) over the noisy settings
+    (`report.noisy_means`), for the losses with every noisy setting of `rows` (one
+    architecture's)."""
+    count = len({r["noise"] for r in rows} - {"none"})
+    return {loss: 100 * m for (_, loss), (m, k) in report.noisy_means(rows).items()
+            if k == count}  # fmt: skip
 
 
 def main() -> None:
