@@ -149,4 +149,8 @@ def main(folders: list[str]) -> int:
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    for folder in sys.argv[1:]:
+        if not os.path.exists(os.path.join(folder, "runs.csv")):
+            sys.exit(f"{folder}/runs.csv not found: give meta_test output folders "
+                     "(PLAN.md's commands write them)")
     sys.exit(main(sys.argv[1:]))
