@@ -806,6 +806,13 @@ def arl_loss(
     Gao, Gouk & Hospedales, "Searching for Robustness: Loss Learning for Noisy
     Classification Tasks", ICCV 2021.
 
+    The shipped loss (``coeffs=None``) is "taylor_nce_prior": a searched NCE weight
+    and polynomial in ``p_y`` plus 3 times `class_prior_penalty`, a term of the
+    whole batch (the same value on every example; its gradient flows through the
+    batch's mean prediction). Average it over the batch, as with any loss here, and
+    use it where the classes are roughly balanced, which the penalty assumes
+    (docs/RESULTS.md sections 1 and 23).
+
     Args:
       logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
       coeffs: coefficients of the loss family `family` (``[K + 1]`` for

@@ -59,7 +59,7 @@ def _resolve(losses: LossSpec) -> dict[str, Callable]:
     if isinstance(losses, str):
         losses = [losses]
     if not isinstance(losses, Mapping):
-        losses = {name: losses_lib.get_loss(name) for name in losses}
+        losses = {name: _per_example(name) for name in losses}
     if not losses:
         raise ValueError("no losses to plot")
     return dict(losses)
@@ -122,9 +122,28 @@ def loss_figure(
     return fig
 
 
+def _per_example(name: str) -> Callable:
+    """Loss `name` of `arl_jax.losses`; for the shipped ARL of a prior family, its
+    per-example part (the class-prior penalty is one value for the whole batch, the
+    same on every example, so along a curve it would only add a constant that
+    depends on the plotted points)."""
+    fn = losses_lib.get_loss(name)
+    shipped = losses_lib.load_pretrained() if name == "arl" else {}
+    base = losses_lib.PRIOR_FAMILIES.get(shipped.get("family"))
+    if base is None:
+        return fn
+    coeffs = np.asarray(shipped["coeffs"][:-1], np.float32)
+    return lambda logits, labels: losses_lib.family_loss(base, coeffs, logits, labels)
+
+
 def _title(name: str) -> str:
     title = TITLES.get(name, name)
-    if name == "arl" and losses_lib.load_pretrained().get("provisional"):
+    if name != "arl":
+        return title
+    shipped = losses_lib.load_pretrained()
+    if shipped["family"] in losses_lib.PRIOR_FAMILIES:
+        title += f" (+ {shipped['coeffs'][-1]:g} x class prior)"
+    if shipped.get("provisional"):
         title += " (provisional)"
     return title
 

@@ -100,7 +100,8 @@ def candidates(
 ) -> dict[str, np.ndarray | None]:
     """Coefficients of the losses to score, all of `cfg.family` and order, in the
     order given (`names`, then `loss_files`, then the `elites` of a run folder);
-    ``None`` for a name of `losses.LOSSES` that is no member of the family, which
+    ``None`` for a name of `losses.LOSSES` that is no member of the family (the
+    shipped "arl" included, when its family cannot be written in this one), which
     is trained by name."""
     members = family_members(cfg.family, cfg.order)
     n = losses.family_num_params(cfg.family, cfg.order)
@@ -124,7 +125,11 @@ def candidates(
 
     for name in names:
         if name == "arl":
-            add(compare.arl_spec("arl"), "the shipped loss")
+            shipped = compare.arl_spec("arl")
+            try:
+                add(shipped, "the shipped loss")
+            except ValueError:  # not a member of this family: trained by name
+                out[name] = None
         elif name in members:
             out[name] = members[name]
         elif name in losses.LOSSES:
@@ -289,6 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
         + shlex.join(sys.argv[1:] if argv is None else argv),
         "config": dataclasses.asdict(cfg),
         "coeffs": {n: None if cands[n] is None else cands[n].tolist() for n in names},
+        "trained_by_name": [n for n in names if cands[n] is None],
         **summary,
         "rows": rows,
     }

@@ -8,13 +8,25 @@ A polynomial family's coefficients are shipped in normal form
 (`arl_jax.losses.normalise_coeffs`: centred at p_y = 1, on cross-entropy's scale);
 the search's own are kept as `search_coeffs`, with the factor divided out as
 `scale`.
+
+    python -m experiments.ship_loss docs/runs/search_r --prior-weight 3 --keep-coeffs
+
+is how the shipped loss was made: search R's "taylor_nce" loss plus 3 times the
+class-prior penalty ("taylor_nce_prior", a weight chosen by hand, docs/RESULTS.md
+section 22), with the coefficients exactly as the meta-test tables measured them
+(`--keep-coeffs`: not put in normal form, which would change them by a factor that
+Adam hardly sees but other optimisers do). It also took a `--note`; the whole
+command is kept in the file as `ship_command`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shlex
+import sys
 
 from arl_jax import cli, losses
 
@@ -26,13 +38,30 @@ PRETRAINED = os.path.join(
 )
 
 
-def ship(run_dir: str, dest: str = PRETRAINED, force: bool = False) -> dict:
+def ship(
+    run_dir: str, dest: str = PRETRAINED, force: bool = False,
+    prior_weight: float | None = None, keep_coeffs: bool = False,
+    note: str | None = None, ship_command: str | None = None,
+) -> dict:  # fmt: skip
     """Write the run's best loss, with provenance, to `dest`; returns the record.
 
     Refuses (ValueError), unless `force`: a loss that lost to cross-entropy in the
     search's own held-out comparison (it did not transfer), and a scheduled family
     (`losses.SCHEDULED_FAMILIES`), which `arl_loss(logits, labels)` cannot evaluate
     without the training progress.
+
+    Args:
+      run_dir: a finished meta_search folder (its `best_loss.json`).
+      dest: the file to write.
+      force: ship what would be refused.
+      prior_weight: add this weight of `losses.class_prior_penalty` (finite, >= 0):
+        the run's family becomes its prior family (`losses.PRIOR_FAMILIES`, e.g.
+        "taylor_nce" -> "taylor_nce_prior"); the search's family is kept as
+        `search_family` and the weight as `prior_weight`.
+      keep_coeffs: ship the coefficients as found (and as `meta_test --loss-file`
+        measures them) instead of in normal form.
+      note: free text kept as `note`.
+      ship_command: the command line that shipped it, kept as `ship_command`.
     """
     path = os.path.join(run_dir, "best_loss.json")
     if not os.path.exists(path):
@@ -50,7 +79,13 @@ def ship(run_dir: str, dest: str = PRETRAINED, force: bool = False) -> dict:
         refusal = _refusal(best)
         if refusal:
             raise ValueError(f"{run_dir}: {refusal}; --force ships it anyway")
-    if best["family"] in losses.POLYNOMIAL_FAMILIES:
+    if prior_weight is not None:
+        best = _with_prior(best, prior_weight)
+    if note:
+        best["note"] = note
+    if ship_command:
+        best["ship_command"] = ship_command
+    if best["family"] in losses.POLYNOMIAL_FAMILIES and not keep_coeffs:
         coeffs, scale = losses.normalise_coeffs(best["family"], best["coeffs"])
         best["search_coeffs"], best["scale"] = best["coeffs"], scale
         best["coeffs"] = coeffs
@@ -63,6 +98,23 @@ def ship(run_dir: str, dest: str = PRETRAINED, force: bool = False) -> dict:
     best["run_dir"] = os.path.normpath(run_dir)
     cli.atomic_write_json(dest, best)
     return best
+
+
+def _with_prior(best: dict, weight: float) -> dict:
+    """`best` written in its prior family with penalty weight `weight`."""
+    weight = float(weight)
+    if not math.isfinite(weight) or weight < 0:
+        raise ValueError(f"--prior-weight must be finite and >= 0, got {weight}")
+    into = [p for p, base in losses.PRIOR_FAMILIES.items() if base == best["family"]]
+    if not into:
+        raise ValueError(
+            f"family {best['family']!r} has no class-prior form; --prior-weight needs "
+            f"one of {sorted(losses.PRIOR_FAMILIES.values())}"
+        )
+    coeffs = losses.embed_coeffs(best["family"], best["coeffs"], into[0])
+    coeffs[-1] = weight
+    return {**best, "search_family": best["family"], "family": into[0],
+            "coeffs": coeffs, "prior_weight": weight}
 
 
 def _refusal(best: dict) -> str:
@@ -80,17 +132,36 @@ def _refusal(best: dict) -> str:
     return ""
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command line."""
+def command_line(argv: list[str] | None) -> str:
+    """This command line, as `python -m experiments.ship_loss ...` (quoted)."""
+    args = sys.argv[1:] if argv is None else argv
+    return shlex.join(["python", "-m", "experiments.ship_loss", *args])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's flags."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", help="a finished meta_search run folder")
     parser.add_argument("--dest", default=PRETRAINED, help="file to write")
     parser.add_argument("--force", action="store_true",
                         help="ship a loss that lost to cross-entropy on the held-out "
                         "data, or a scheduled one")
+    parser.add_argument("--prior-weight", type=float, default=None,
+                        help="add this weight of the class-prior penalty "
+                        "(taylor_nce -> taylor_nce_prior)")
+    parser.add_argument("--keep-coeffs", action="store_true",
+                        help="ship the coefficients as found, not in normal form")
+    parser.add_argument("--note", default=None, help="free text kept in the file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        best = ship(args.run_dir, args.dest, args.force)
+        best = ship(args.run_dir, args.dest, args.force, args.prior_weight,
+                    args.keep_coeffs, args.note, command_line(argv))
     except (FileNotFoundError, ValueError) as err:
         parser.error(str(err))
     print(f"shipped {best['family']} coeffs {best['coeffs']} to {args.dest}")

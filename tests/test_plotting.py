@@ -59,6 +59,26 @@ def test_default_figure_has_one_panel_per_loss():
     np.testing.assert_allclose(y, 1 - np.clip(x, None, 1 - 1e-6), atol=1e-6)
 
 
+def test_shipped_loss_is_plotted_without_its_batch_term():
+    # The shipped loss adds 3 x the class-prior penalty, one value for the whole
+    # batch: on the plotted points (all labelled 0, so far from a uniform prior) it
+    # would lift the curve by a constant that depends on the points. The panel shows
+    # the per-example part and says the penalty is there.
+    shipped = losses.load_pretrained()
+    assert shipped["family"] == "taylor_nce_prior"
+    p_y = np.array([0.05, 0.5, 0.95])
+    curve = plotting.loss_curves(["arl"], p_y)["arl"]
+    per_example = losses.taylor_nce_loss(
+        np.asarray(shipped["coeffs"][:-1], np.float32), plotting.prob_logits(p_y, 10),
+        np.zeros(3, np.int32))
+    np.testing.assert_allclose(curve, per_example, rtol=1e-6)
+    full = np.asarray(losses.arl_loss(plotting.prob_logits(p_y, 10),
+                                      np.zeros(3, np.int32)))
+    assert (full - curve > 0.1).all()  # the batch term the panel leaves out
+    assert plotting.loss_figure(["arl"], num_points=20).axes[0].get_title() == (
+        "ARL (+ 3 x class prior)")
+
+
 def test_plot_losses_writes_png(tmp_path):
     path = plotting.plot_losses(["mae", "gce"], tmp_path / "sub" / "l.png",
                                 num_points=30, dpi=40)

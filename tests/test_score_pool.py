@@ -1,6 +1,7 @@
 """score_pool: family members equal the baselines they name; the command's outputs."""
 
 import json
+import pathlib
 
 import jax
 import numpy as np
@@ -8,6 +9,9 @@ import pytest
 
 from arl_jax import losses, search
 from experiments import score_pool
+
+SEARCH_R = str(pathlib.Path(__file__).parents[1] / "docs" / "runs" / "search_r"
+               / "best_loss.json")
 
 
 @pytest.mark.parametrize("family, name", [
@@ -55,7 +59,11 @@ def test_score_pool_writes_scores(tmp_path, capsys):
     # The mean is the mean of the rows, i.e. minus the search's fitness.
     for name, m in saved["mean"].items():
         assert m == pytest.approx(np.mean([r["val_acc"][name] for r in saved["rows"]]))
-    assert saved["coeffs"]["arl"] == pytest.approx(losses.load_pretrained()["coeffs"])
+    # The shipped loss (taylor_nce_prior) is no member of the default family
+    # (taylor_nce): it is trained by name, as GCE would be, and said so.
+    assert losses.load_pretrained()["family"] == "taylor_nce_prior"
+    assert saved["trained_by_name"] == ["arl"] and saved["coeffs"]["arl"] is None
+    assert saved["coeffs"]["mae"] == pytest.approx([0, 1, -1, 0, 0, 0])
     md = (out / "scores.md").read_text()
     assert "| task | arl | mae | nce_rce |" in md and "mean (= -fitness)" in md
     assert "mean (= -fitness)" in capsys.readouterr().out
@@ -85,18 +93,33 @@ def test_a_loss_outside_the_family_is_trained_by_name_on_the_same_tasks(
 
 
 def test_a_smaller_familys_loss_is_scored_in_a_larger_family():
-    # The shipped loss (taylor_nce) can be scored beside CE and SCE, which only
+    # Search R's loss (taylor_nce) can be scored beside CE and SCE, which only
     # taylor_ce_nce holds: it is written there with a CE weight of 0.
     cfg = search.SearchConfig(family="taylor_ce_nce")
-    got = score_pool.candidates(cfg, ["arl", "sce"], [])
-    shipped = losses.load_pretrained()["coeffs"]
-    np.testing.assert_allclose(got["arl"], [shipped[0], 0.0, *shipped[1:]], rtol=1e-6)
-    assert set(got) == {"arl", "sce"}
+    got = score_pool.candidates(cfg, ["sce"], [SEARCH_R])
+    found = json.loads(open(SEARCH_R).read())["coeffs"]
+    np.testing.assert_allclose(got["arl[search_r]"], [found[0], 0.0, *found[1:]],
+                               rtol=1e-6)
+    assert set(got) == {"sce", "arl[search_r]"}
+
+
+def test_the_shipped_loss_is_a_member_of_its_family_and_trained_by_name_elsewhere():
+    # The shipped loss is search R plus 3 x the class prior (taylor_nce_prior): a
+    # member of that family, with its own coefficients; in a family that cannot
+    # write the penalty it is trained by name, like GCE, and not refused.
+    shipped = losses.load_pretrained()
+    own = score_pool.candidates(search.SearchConfig(family=shipped["family"]),
+                                ["arl"], [])
+    np.testing.assert_allclose(own["arl"], shipped["coeffs"], rtol=1e-6)
+    for family in ("taylor_nce", "taylor_ce_nce", "taylor"):
+        got = score_pool.candidates(search.SearchConfig(family=family), ["arl"], [])
+        assert got == {"arl": None}
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--losses", "nope"], "neither a member of family"),
-    (["--family", "taylor", "--losses", "arl"], "the shipped loss is taylor_nce"),
+    (["--family", "taylor", "--losses", "mae", "--loss-file", SEARCH_R],
+     "search_r/best_loss.json is taylor_nce with 6 coefficients"),
     (["--draws", "0"], "--draws must be >= 1"),
     (["--losses", "mae", "--loss-file", "nope.json"], "nope.json: not found"),
     (["--losses", "mae", "--elites", "no-such-run"], "no metrics.jsonl"),

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -388,6 +389,35 @@ def test_ship_loss_refuses_what_should_not_be_the_default(run, match, tmp_path):
     assert info["coeffs"] != info["search_coeffs"]  # in normal form
 
 
+def test_ship_loss_adds_the_class_prior_or_says_why_not(tmp_path, capsys):
+    from arl_jax import losses
+    from experiments import ship_loss
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = os.path.join(root, "docs", "runs", "search_r")
+    found = json.loads(open(os.path.join(src, "best_loss.json")).read())
+    dest = tmp_path / "arl.json"
+    # In normal form by default: the penalty's weight is divided by the same factor.
+    info = ship_loss.ship(src, str(dest), prior_weight=1.5)
+    assert (info["family"], info["search_family"]) == ("taylor_nce_prior", "taylor_nce")
+    assert info["search_coeffs"] == [*found["coeffs"], 1.5]
+    assert info["coeffs"][-1] == pytest.approx(1.5 / info["scale"])
+    assert (info["coeffs"], info["scale"]) == tuple(
+        losses.normalise_coeffs("taylor_nce_prior", info["search_coeffs"]))
+    kept = ship_loss.ship(src, str(dest), prior_weight=0, keep_coeffs=True)
+    assert kept["coeffs"] == [*found["coeffs"], 0.0] and "scale" not in kept
+    for argv, message in [
+        ([src, "--prior-weight", "-1"], "--prior-weight must be finite and >= 0"),
+        ([src, "--prior-weight", "nan"], "--prior-weight must be finite and >= 0"),
+        ([os.path.join(root, "docs", "runs", "search_z"), "--force",
+          "--prior-weight", "1"], "has no class-prior form"),
+    ]:
+        with pytest.raises(SystemExit):
+            ship_loss.main([*argv, "--dest", str(tmp_path / "no.json")])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "no.json").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["taylor_nce_fit", "taylor_nce_prior"])
 def test_batch_reading_search_ships_a_drop_in_loss(tmp_path, family):
@@ -453,11 +483,18 @@ def test_shipped_pretrained_loss_has_provenance():
     )
 
 
-def test_defaults_reproduce_the_shipped_loss():
-    # `make demo` (the defaults with --seed 2) is the run the shipped loss came from:
-    # its recorded config (docs/runs/search_g) and command (arl.json) say so.
+def test_defaults_reproduce_search_g_and_the_shipped_loss_is_r_plus_the_prior(
+    tmp_path, monkeypatch
+):
+    # `make demo` (the defaults with --seed 2) reproduces search G: its recorded
+    # config (docs/runs/search_g) says so. The shipped loss is search R plus 3 x the
+    # class prior (docs/RESULTS.md sections 22-23), written by the command it
+    # records, with the coefficients the meta-test tables measured.
+    from experiments import ship_loss
+
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    with open(os.path.join(root, "docs", "runs", "search_g", "config.json")) as f:
+    runs = os.path.join(root, "docs", "runs")
+    with open(os.path.join(runs, "search_g", "config.json")) as f:
         recorded = json.load(f)
     recorded = recorded.get("config", recorded)
     recorded.setdefault("fitness", "mean")  # flags added after G, at G's behaviour
@@ -468,13 +505,23 @@ def test_defaults_reproduce_the_shipped_loss():
     }
     with open(os.path.join(root, "arl_jax", "pretrained", "arl.json")) as f:
         shipped = json.load(f)
-    assert shipped["run_dir"] == "runs/search_g" and shipped["seed"] == 2
-    with open(os.path.join(root, "docs", "runs", "search_g", "best_loss.json")) as f:
-        found = json.load(f)["coeffs"]
-    # Shipped in normal form (experiments.ship_loss): the search's coefficients are
-    # kept beside it, and the normal form is a function of them alone.
-    assert shipped["search_coeffs"] == found
-    assert (shipped["coeffs"], shipped["scale"]) == tuple(
-        losses.normalise_coeffs(shipped["family"], found))
+    assert shipped["run_dir"] == "docs/runs/search_r" and shipped["seed"] == 3
+    assert (shipped["family"], shipped["prior_weight"]) == ("taylor_nce_prior", 3.0)
+    with open(os.path.join(runs, "search_r", "best_loss.json")) as f:
+        found = json.load(f)
+    assert shipped["coeffs"] == [*found["coeffs"], 3.0]
+    for table in ("bar_confirm/seed2", "bar_confirm/cpu_lenet/seed3"):
+        with open(os.path.join(runs, table, "config.json")) as f:
+            tested = json.load(f)["learned_losses"]["arl[r_prior3]"]
+        assert tested == {"family": shipped["family"], "coeffs": shipped["coeffs"]}
+    # Its own command, rerun from the repository root, writes the same file.
+    argv = shlex.split(shipped["ship_command"])[3:]
+    assert ship_loss.command_line(argv) == shipped["ship_command"]
+    monkeypatch.chdir(root)
+    args = ship_loss.build_parser().parse_args(argv)
+    dest = tmp_path / "arl.json"
+    ship_loss.ship(args.run_dir, str(dest), args.force, args.prior_weight,
+                   args.keep_coeffs, args.note, ship_loss.command_line(argv))
+    assert json.loads(dest.read_text()) == shipped
     with open(os.path.join(root, "Makefile")) as f:
         assert "meta_search --seed 2 --out runs/demo" in f.read()
