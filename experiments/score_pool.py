@@ -101,8 +101,8 @@ def candidates(
     """Coefficients of the losses to score, all of `cfg.family` and order, in the
     order given (`names`, then `loss_files`, then the `elites` of a run folder);
     ``None`` for a name of `losses.LOSSES` that is no member of the family (the
-    shipped "arl" included, when its family cannot be written in this one), which
-    is trained by name."""
+    shipped "arl" included, when it cannot be written in this family and order),
+    which is trained by name."""
     members = family_members(cfg.family, cfg.order)
     n = losses.family_num_params(cfg.family, cfg.order)
     out: dict[str, np.ndarray | None] = {}
