@@ -3,30 +3,43 @@ symmetric 0.6, seed by seed (the same noisy labels and initial weights).
 
     python docs/runs/bar_confirm/crit1.py
 
-Reads cross-entropy's rows from `cpu_mlp_ce/seedN` and R + 3 x prior's from
-`seedN` (N = 2, 3), both `python -m experiments.meta_test ... --seeds 16 --steps 5000
---train-size 10000 --seed N` (docs/RESULTS.md section 23).
+Reads cross-entropy's rows from `cpu_mlp_others/seedN` and R + 3 x prior's from
+`seedN` (N = 2, 3), both `python -m experiments.meta_test --dataset fashion_mnist
+--noise symmetric:0.2,0.4,0.6,0.8 asymmetric:0.2,0.4 --archs mlp ... --seeds 16
+--steps 5000 --train-size 10000 --seed N`. meta_test seeds a setting's noisy labels
+and initial weights by its place in the `--noise` list, so rows pair only between
+runs with the same list: this is checked (docs/RESULTS.md section 23).
 """
 
 import csv
+import json
 import pathlib
 import statistics
 
 HERE = pathlib.Path(__file__).parent
 NOISE = "symmetric:0.6"
+RECIPE = ("dataset", "noise", "seeds", "steps", "batch_size", "lr", "optimizer",
+          "train_size", "seed")
 
 
-def accs(path: pathlib.Path, loss: str) -> dict[str, float]:
-    with open(path) as fh:
+def accs(folder: pathlib.Path, loss: str) -> dict[str, float]:
+    with open(folder / "runs.csv") as fh:
         return {r["seed"]: 100 * float(r["test_acc"]) for r in csv.DictReader(fh)
                 if r["noise"] == NOISE and r["loss"] == loss}
+
+
+def recipe(folder: pathlib.Path) -> dict:
+    config = json.loads((folder / "config.json").read_text())
+    return {k: config[k] for k in RECIPE}
 
 
 def main() -> None:
     every = []
     for n in (2, 3):
-        ce = accs(HERE / "cpu_mlp_ce" / f"seed{n}" / "runs.csv", "cross_entropy")
-        r3 = accs(HERE / f"seed{n}" / "runs.csv", "arl[r_prior3]")
+        ce_dir, r3_dir = HERE / "cpu_mlp_others" / f"seed{n}", HERE / f"seed{n}"
+        assert recipe(ce_dir) == recipe(r3_dir), (ce_dir, r3_dir)
+        ce = accs(ce_dir, "cross_entropy")
+        r3 = accs(r3_dir, "arl[r_prior3]")
         assert sorted(ce) == sorted(r3) and len(ce) == 16, (n, len(ce), len(r3))
         diff = [r3[s] - ce[s] for s in ce]
         every += diff
