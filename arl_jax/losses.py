@@ -73,7 +73,7 @@ __all__ = [
     "INTERPOLATED_FAMILIES", "BATCH_STATISTICS", "batch_confidence", "batch_fit",
     "taylor_nce_conf_loss", "taylor_nce_fit_loss",
     "PRIOR_FAMILIES", "class_prior_penalty", "taylor_nce_prior_loss",
-    "with_class_prior",
+    "with_class_prior", "per_example_part",
 ]
 
 LossFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -415,6 +415,17 @@ def class_prior_penalty(logits: jax.Array, labels: jax.Array) -> jax.Array:
     flat = log_p.reshape(-1, c)
     log_m = jax.nn.logsumexp(flat, axis=0) - jnp.log(flat.shape[0])
     return jnp.broadcast_to(-jnp.mean(log_m) - jnp.log(c), labels.shape)
+
+
+def per_example_part(family: str, coeffs) -> tuple[str, list[float]]:
+    """``(family, coeffs)`` of a loss's per-example part: for a prior family
+    (`PRIOR_FAMILIES`) its base family without the penalty's weight, whose batch-wide
+    value only adds the same constant to every example; any other loss unchanged.
+    What a plot of the loss against ``p_y`` shows."""
+    coeffs = [float(c) for c in coeffs]
+    if family in PRIOR_FAMILIES:
+        return PRIOR_FAMILIES[family], coeffs[:-1]
+    return family, coeffs
 
 
 def with_class_prior(

@@ -128,11 +128,13 @@ def _per_example(name: str) -> Callable:
     same on every example, so along a curve it would only add a constant that
     depends on the plotted points)."""
     fn = losses_lib.get_loss(name)
-    shipped = losses_lib.load_pretrained() if name == "arl" else {}
-    base = losses_lib.PRIOR_FAMILIES.get(shipped.get("family"))
-    if base is None:
+    if name != "arl":
         return fn
-    coeffs = np.asarray(shipped["coeffs"][:-1], np.float32)
+    shipped = losses_lib.load_pretrained()
+    base, part = losses_lib.per_example_part(shipped["family"], shipped["coeffs"])
+    if base == shipped["family"]:
+        return fn
+    coeffs = np.asarray(part, np.float32)
     return lambda logits, labels: losses_lib.family_loss(base, coeffs, logits, labels)
 
 

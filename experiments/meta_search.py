@@ -290,10 +290,10 @@ def main(argv: list[str] | None = None) -> dict:
             panels |= {f"learned, {what} {t:.1f}": functools.partial(fn, fit=t)
                        for t in (0.0, 0.5, 1.0)}
         elif cfg.family in losses.PRIOR_FAMILIES:  # the per-example part
-            base = losses.PRIOR_FAMILIES[cfg.family]
+            base, part = losses.per_example_part(cfg.family, coeffs)
             panels[f"learned (+ {coeffs[-1]:.2f} x prior penalty)"] = (
                 functools.partial(losses.family_loss, base,
-                                  jnp.asarray(coeffs[:-1], jnp.float32)))
+                                  jnp.asarray(part, jnp.float32)))
         else:
             panels["learned"] = learned
         plotting.plot_losses(panels, os.path.join(run_dir, "learned_loss.png"))

@@ -11,21 +11,21 @@ and initial weights by its place in the `--noise` list, so rows pair only betwee
 runs with the same list: this is checked (docs/RESULTS.md section 23).
 """
 
-import csv
 import json
 import pathlib
 import statistics
 
+from arl_jax import report
+from experiments.meta_test import RECIPE  # what must match for rows to pair
+
 HERE = pathlib.Path(__file__).parent
 NOISE = "symmetric:0.6"
-RECIPE = ("dataset", "noise", "seeds", "steps", "batch_size", "lr", "optimizer",
-          "train_size", "seed")
 
 
-def accs(folder: pathlib.Path, loss: str) -> dict[str, float]:
-    with open(folder / "runs.csv") as fh:
-        return {r["seed"]: 100 * float(r["test_acc"]) for r in csv.DictReader(fh)
-                if r["noise"] == NOISE and r["loss"] == loss}
+def accs(folder: pathlib.Path, loss: str) -> dict[int, float]:
+    return {r["seed"]: 100 * r["test_acc"]
+            for r in report.read_rows(str(folder / "runs.csv"))
+            if r["noise"] == NOISE and r["loss"] == loss}
 
 
 def recipe(folder: pathlib.Path) -> dict:

@@ -9,9 +9,10 @@ the six settings' means, and the seeds per setting (docs/RESULTS.md section 23).
 """
 
 import collections
-import csv
 import statistics
 import sys
+
+from arl_jax import report
 
 SETTINGS = ["none", "asymmetric:0.2", "asymmetric:0.4", "symmetric:0.2",
             "symmetric:0.4", "symmetric:0.6", "symmetric:0.8"]
@@ -20,12 +21,11 @@ SETTINGS = ["none", "asymmetric:0.2", "asymmetric:0.4", "symmetric:0.2",
 def main(folders: list[str]) -> None:
     by_cell, by_draw = collections.defaultdict(list), collections.defaultdict(list)
     for folder in folders:
-        with open(f"{folder}/runs.csv") as fh:
-            for r in csv.DictReader(fh):
-                acc = 100 * float(r["test_acc"])
-                by_cell[(r["loss"], r["noise"])].append(acc)
-                if r["noise"] != "none":
-                    by_draw[(r["loss"], folder)].append(acc)
+        for r in report.read_rows(f"{folder}/runs.csv"):
+            acc = 100 * r["test_acc"]
+            by_cell[(r["loss"], r["noise"])].append(acc)
+            if r["noise"] != "none":
+                by_draw[(r["loss"], folder)].append(acc)
     print("loss | " + " | ".join(SETTINGS) + " | noisy mean per folder | noisy mean")
     for loss in sorted({loss for loss, _ in by_cell}):
         cells = [statistics.mean(by_cell[(loss, s)]) for s in SETTINGS]
