@@ -141,7 +141,8 @@ def seed_differences(rows: list[dict], loss: str, reference: str) -> list[float]
 
     `rows` are one architecture's. meta_test gives every loss of a setting the same
     noisy labels and the same seeds, so seed s of two losses differs only by the
-    loss.
+    loss. A seed may be any sortable value, e.g. `(draw, seed)` when the rows of
+    several meta_test runs are pooled.
     """
     noisy = sorted({r["noise"] for r in rows} - {"none"})
     acc = {(r["loss"], r["seed"], r["noise"]): r["test_acc"] for r in rows}
@@ -154,6 +155,21 @@ def seed_differences(rows: list[dict], loss: str, reference: str) -> list[float]
     return out
 
 
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """The two-sided Student-t confidence interval of the mean of `values`
+    (sample standard deviation, `len(values) - 1` degrees of freedom); (nan, nan)
+    with fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return math.nan, math.nan
+    from scipy import stats  # imported here: the rest of the module needs no scipy
+
+    m = sum(values) / n
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return m - half, m + half
+
+
 def paired_differences(
     rows: list[dict], reference: str
 ) -> dict[str, dict[str, dict[str, float]]]:
@@ -161,8 +177,10 @@ def paired_differences(
     (an architecture where no loss has a seed to compare is left out).
 
     The differences are `seed_differences`', returned as their mean, standard
-    deviation, number of seeds and how many seeds the loss was ahead. A difference
-    no larger than its spread over seeds says the two are tied.
+    deviation over seeds (`std`, population), number of seeds, how many seeds the
+    loss was ahead, the smallest difference (`min`) and the 95% t-interval of the
+    mean (`low`, `high`; nan with one seed). An interval that includes 0 says the
+    two are not told apart by these seeds.
     """
     out: dict[str, dict[str, dict[str, float]]] = {}
     for arch in sorted({r["arch"] for r in rows}):
@@ -173,8 +191,10 @@ def paired_differences(
                      if loss != reference else [])  # fmt: skip
             if diffs:
                 m, sd, n = _mean_std_n(diffs)
-                ahead = sum(d > 0 for d in diffs)
-                stats[loss] = {"mean": m, "std": sd, "seeds": n, "ahead": ahead}
+                low, high = t_interval(diffs)
+                stats[loss] = {"mean": m, "std": sd, "seeds": n,
+                               "ahead": sum(d > 0 for d in diffs), "min": min(diffs),
+                               "low": low, "high": high}  # fmt: skip
         if stats:
             out[arch] = stats
     return out

@@ -1,0 +1,242 @@
+"""Pool meta_test output folders and compare every loss with a reference, seed by seed.
+
+    arl-report FOLDER [FOLDER ...] --reference LOSS [LOSS ...] [--settings NOISE ...]
+    python -m experiments.report docs/runs/bar_confirm/seed2 \\
+        docs/runs/bar_confirm/seed3 docs/runs/bar_confirm/cpu_lenet/seed2 \\
+        docs/runs/bar_confirm/cpu_lenet/seed3 --reference nce_mae nce_rce
+
+Each FOLDER is what `meta_test --out FOLDER` wrote (`runs.csv`, `config.json`).
+meta_test draws a setting's noisy labels and a seed's initial weights from its
+`--seed` and the setting's place in the `--noise` list, so rows pair seed by seed only
+between runs with the same recipe (`RECIPE`). Folders with the same recipe form one
+*draw* and their rows pair (e.g. the MLP's rows from one folder, LeNet-5's or other
+losses' from another); folders that differ only in `--seed` (or `--seeds`) are
+separate draws, pooled: seed s of one draw pairs only with seed s of the same draw.
+Folders that differ in anything else cannot be pooled and are refused, as are a run
+that two folders of one draw both hold and a learned loss whose name stands for other
+coefficients in another folder.
+
+Printed per architecture: each loss's mean test accuracy over the noisy settings and
+on clean labels, and each loss minus each `--reference` seed by seed (points) with
+its 95% t-interval, smallest difference and the seeds ahead, pooled and per draw
+(`arl_jax.report.paired_differences`). `--settings` restricts the noisy settings
+(e.g. `symmetric:0.6` alone); `--out FILE` also writes the table as markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+from arl_jax import report
+
+# What a row's number depends on besides the loss (the same list as meta_test's):
+# rows of two runs pair seed by seed only if all of these are equal.
+RECIPE = ("dataset", "noise", "seeds", "steps", "batch_size", "lr", "optimizer",
+          "train_size", "seed")  # fmt: skip
+# What may differ between draws that are pooled: the draw itself.
+DRAW_FIELDS = ("seed", "seeds")
+
+
+class PoolError(ValueError):
+    """Folders whose rows cannot be read together."""
+
+
+def _config(folder: str) -> dict:
+    path = os.path.join(folder, "config.json")
+    if not os.path.exists(os.path.join(folder, "runs.csv")) or not os.path.exists(path):
+        raise PoolError(f"{folder}: no runs.csv and config.json (give meta_test "
+                        "output folders)")  # fmt: skip
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _recipe(cfg: dict, folder: str) -> dict:
+    missing = [k for k in RECIPE if k not in cfg]
+    if missing:
+        raise PoolError(f"{folder}/config.json lacks {', '.join(missing)}")
+    return {k: cfg[k] for k in RECIPE}
+
+
+def load_pool(folders: list[str]) -> tuple[list[dict], list[dict]]:
+    """The rows of `folders` with each row's seed made `(draw, seed)`, and the draws
+    (each `{"recipe": ..., "folders": [...]}`, in order of first appearance).
+
+    Raises PoolError where the folders cannot be pooled (see the module docstring).
+    """
+    draws: list[dict] = []
+    learned: dict[str, tuple[str, object]] = {}
+    rows: list[dict] = []
+    seen: dict[tuple, str] = {}
+    for folder in folders:
+        cfg = _config(folder)
+        recipe = _recipe(cfg, folder)
+        recipes = [d["recipe"] for d in draws]
+        if recipe in recipes:
+            i = recipes.index(recipe)
+            draws[i]["folders"].append(folder)
+        else:
+            i = len(draws)
+            if draws:
+                first = draws[0]["recipe"]
+                diff = [k for k in RECIPE if k not in DRAW_FIELDS
+                        and recipe[k] != first[k]]  # fmt: skip
+                if diff:
+                    raise PoolError(
+                        f"cannot pool {folder} with {draws[0]['folders'][0]}: "
+                        + "; ".join(f"--{k.replace('_', '-')} {first[k]!r} vs "
+                                    f"{recipe[k]!r}" for k in diff))  # fmt: skip
+            draws.append({"recipe": recipe, "folders": [folder]})
+        for name, spec in cfg.get("learned_losses", {}).items():
+            if name in learned and learned[name][1] != spec:
+                raise PoolError(f"{name} stands for other coefficients in {folder} "
+                                f"than in {learned[name][0]}")  # fmt: skip
+            learned.setdefault(name, (folder, spec))
+        for r in report.read_rows(os.path.join(folder, "runs.csv")):
+            key = (i, r["arch"], r["noise"], r["loss"], r["seed"])
+            if key in seen:
+                raise PoolError(
+                    f"{r['loss']}, {r['arch']}, {r['noise']}, seed "
+                    f"{r['seed']} is in both {seen[key]} and {folder}"
+                )
+            seen[key] = folder
+            rows.append({**r, "seed": (i, r["seed"]), "draw": i})
+    return rows, draws
+
+
+def _setting_key(noise: str) -> tuple:
+    kind, _, rate = noise.partition(":")
+    return kind, float(rate or 0)
+
+
+def _draw_name(draws: list[dict], i: int) -> str:
+    return f"--seed {draws[i]['recipe']['seed']}"
+
+
+def _interval(st: dict | None) -> str:
+    if st is None:
+        return "–"
+    if st["seeds"] < 2:
+        return f"{st['mean']:+.2f} (1 seed)"
+    return f"{st['mean']:+.2f} [{st['low']:+.2f}, {st['high']:+.2f}]"
+
+
+def render(rows: list[dict], draws: list[dict], references: list[str]) -> str:
+    """The pooled comparison as markdown (see the module docstring)."""
+    recipe = draws[0]["recipe"]
+    noise = " ".join(recipe["noise"]) if isinstance(recipe["noise"], list) \
+        else recipe["noise"]  # fmt: skip
+    out = [
+        f"# {recipe['dataset']}: {len(draws)} draw(s) "
+        f"({', '.join(_draw_name(draws, i) for i in range(len(draws)))}), "
+        f"{recipe['steps']} steps, --train-size {recipe['train_size']}, "
+        f"--noise {noise}",
+        "",
+        *(
+            f"- {_draw_name(draws, i)}: {', '.join(d['folders'])}"
+            for i, d in enumerate(draws)
+        ),  # fmt: skip
+        "",
+    ]
+    for arch in sorted({r["arch"] for r in rows}):
+        sub = [r for r in rows if r["arch"] == arch]
+        settings = sorted({r["noise"] for r in sub} - {"none"}, key=_setting_key)
+        agg = report.aggregate(sub)
+        means = report.noisy_means(sub)
+        out += [f"## {arch}: test accuracy (%), mean over seeds", "",
+                "| loss | seeds | clean | " + " | ".join(settings)
+                + f" | mean over the {len(settings)} noisy settings |",
+                "|---|" + "---:|" * (len(settings) + 3)]  # fmt: skip
+        order = sorted(
+            {r["loss"] for r in sub}, key=lambda x: -means.get((arch, x), (-1.0, 0))[0]
+        )
+        for loss in order:
+            seeds = len({r["seed"] for r in sub
+                         if r["loss"] == loss and r["noise"] != "none"})  # fmt: skip
+            cells = [f"{100 * agg[(arch, n, loss)][0]:.2f}"
+                     if (arch, n, loss) in agg else "–"
+                     for n in ("none", *settings)]  # fmt: skip
+            m, k = means.get((arch, loss), (math.nan, 0))
+            cells.append(f"{100 * m:.2f}" if k == len(settings) else "–")
+            out.append(f"| {loss} | {seeds} | " + " | ".join(cells) + " |")
+        out.append("")
+        for ref in references:
+            pooled = report.paired_differences(sub, ref).get(arch, {})
+            if not pooled:
+                out += [f"{arch}: {ref} shares no complete seed with another loss.",
+                        ""]  # fmt: skip
+                continue
+            per_draw = [report.paired_differences(
+                [r for r in sub if r["draw"] == i], ref).get(arch, {})
+                for i in range(len(draws))]  # fmt: skip
+            out += [f"### {arch}: each loss minus {ref}, seed by seed (points; 95% "
+                    "t-interval)", "",
+                    "| loss | pooled | smallest | seeds ahead |"
+                    + "".join(f" {_draw_name(draws, i)} |" for i in range(len(draws))),
+                    "|---|---:|---:|---:|" + "---:|" * len(draws)]  # fmt: skip
+            for loss, st in sorted(pooled.items(), key=lambda kv: -kv[1]["mean"]):
+                out.append(
+                    f"| {loss} | {_interval(st)} | {st['min']:+.2f} | "
+                    f"{st['ahead']} of {st['seeds']} |"
+                    + "".join(f" {_interval(d.get(loss))} |" for d in per_draw)
+                )
+            out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Parse the command line, print the report (and write it with `--out`)."""
+    parser = argparse.ArgumentParser(
+        prog="arl-report",
+        description="Pool meta_test output folders and compare every loss with a "
+        "reference loss seed by seed (95%% t-intervals).",
+    )
+    parser.add_argument(
+        "folders",
+        nargs="+",
+        metavar="FOLDER",
+        help="meta_test output folders (runs.csv, config.json)",
+    )
+    parser.add_argument(
+        "--reference",
+        nargs="+",
+        required=True,
+        metavar="LOSS",
+        help="loss(es) that every other loss is compared with",
+    )
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=[],
+        metavar="NOISE",
+        help="noisy settings to average over, e.g. symmetric:0.6 "
+        "(default: every noisy setting of the folders)",
+    )
+    parser.add_argument("--out", default="", help="also write the report to this "
+                        "markdown file")  # fmt: skip
+    args = parser.parse_args(argv)
+    try:
+        rows, draws = load_pool(args.folders)
+    except PoolError as err:
+        sys.exit(f"arl-report: {err}")
+    if args.settings:
+        unknown = set(args.settings) - {r["noise"] for r in rows}
+        if unknown:
+            sys.exit(f"arl-report: no rows at {', '.join(sorted(unknown))}")
+        rows = [r for r in rows if r["noise"] in {*args.settings, "none"}]
+    missing = [ref for ref in args.reference if ref not in {r["loss"] for r in rows}]
+    if missing:
+        sys.exit(f"arl-report: no rows of {', '.join(missing)}")
+    text = render(rows, draws, args.reference)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
+    return text
+
+
+if __name__ == "__main__":
+    main()
