@@ -1,14 +1,20 @@
 """Hand-designed losses for noisy labels, and the input checks every loss shares.
 
-Every loss is ``fn(logits [..., C], labels [...] int) -> [...]`` per-example values
-(optax's convention). Logits of any float dtype (bfloat16 included) are cast to
-float32 first and the result is float32. Use them through `arl_jax.losses`, which
-re-exports them and holds the registry (`get_loss`, `LOSSES`).
+Every loss is ``fn(logits [..., C], labels [...] int, *, where=None) -> [...]``
+per-example values (optax's convention): example ``i``'s value depends on row ``i``
+alone, so ``jax.vmap`` over single examples, micro-batches and padding masks agree
+with the batched call. ``where`` (bool, broadcastable to ``labels``) marks the
+examples to keep; the others get 0 (and a NaN there does not leak). Logits of any
+float dtype (bfloat16 included) are cast to float32 first and the result is float32.
+Use them through `arl_jax.losses`, which re-exports them and holds the registry
+(`get_loss`, `LOSSES`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -85,6 +91,24 @@ def _one_hot(labels: jax.Array, log_p: jax.Array) -> jax.Array:
 
 
 
+def per_example(fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+    """Give a per-example loss ``fn(logits, labels, **hyper)`` a ``where=`` mask:
+    examples where the mask is False get 0 (`jnp.where`, so no NaN leaks)."""
+
+    @functools.wraps(fn)
+    def masked(logits, labels, *args, where=None, **kwargs) -> jax.Array:
+        out = fn(logits, labels, *args, **kwargs)
+        if where is None:
+            return out
+        where = jnp.asarray(where)
+        if not jnp.issubdtype(where.dtype, jnp.bool_):
+            raise ValueError(f"where must be a boolean mask; got dtype {where.dtype}")
+        return jnp.where(jnp.broadcast_to(where, out.shape), out, 0.0)
+
+    return masked
+
+
+@per_example
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Softmax cross-entropy ``-log p_y`` (optax's integer-label version).
 
@@ -102,6 +126,7 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     )
 
 
+@per_example
 def label_smoothing(logits: jax.Array, labels: jax.Array, *, eps: float = 0.1):
     """Cross-entropy against ``(1 - eps) onehot(y) + eps / C`` (optax's smoothing).
 
@@ -120,6 +145,7 @@ def label_smoothing(logits: jax.Array, labels: jax.Array, *, eps: float = 0.1):
     return optax.losses.softmax_cross_entropy(log_p, targets)
 
 
+@per_example
 def mae(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Mean absolute error ``1 - p_y``; symmetric, hence robust to symmetric noise.
 
@@ -137,6 +163,7 @@ def mae(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return -jnp.expm1(log_py)  # 1 - p_y, accurate near p_y = 1
 
 
+@per_example
 def gce(logits: jax.Array, labels: jax.Array, *, q: float = 0.7) -> jax.Array:
     """Generalised cross-entropy ``(1 - p_y^q) / q``: CE as q -> 0, MAE at q = 1.
 
@@ -150,10 +177,13 @@ def gce(logits: jax.Array, labels: jax.Array, *, q: float = 0.7) -> jax.Array:
     Returns:
       ``[...]`` float32 per-example losses.
     """
+    if isinstance(q, int | float) and not 0.0 < q <= 1.0:
+        raise ValueError(f"gce: q must be in (0, 1]; got {q}")
     _, log_py = _log_probs(logits, labels)
     return -jnp.expm1(q * log_py) / q  # p^q = exp(q log p): finite gradient at p -> 0
 
 
+@per_example
 def taylor_ce(logits: jax.Array, labels: jax.Array, *, order: int = 2) -> jax.Array:
     """Taylor cross-entropy ``sum_{k=1..order} (1 - p_y)^k / k``.
 
@@ -174,6 +204,7 @@ def taylor_ce(logits: jax.Array, labels: jax.Array, *, order: int = 2) -> jax.Ar
     return sum(x**k / k for k in range(1, int(order) + 1))
 
 
+@per_example
 def poly1(logits: jax.Array, labels: jax.Array, *, eps: float = 1.0) -> jax.Array:
     """Poly-1: ``-log p_y + eps (1 - p_y)`` (optax's ``poly_loss_cross_entropy``).
 
@@ -203,6 +234,7 @@ def _nce(log_p: jax.Array, log_py: jax.Array) -> jax.Array:
     return log_py / jnp.sum(log_p, axis=-1)
 
 
+@per_example
 def rce(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Reverse cross-entropy ``-sum_k p_k log q_k``, q the one-hot clamped at 1e-4.
 
@@ -219,6 +251,7 @@ def rce(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return _rce(log_p, labels)
 
 
+@per_example
 def sce(logits, labels, *, alpha: float = 0.1, beta: float = 1.0) -> jax.Array:
     """Symmetric cross-entropy ``alpha CE + beta RCE``.
 
@@ -237,6 +270,7 @@ def sce(logits, labels, *, alpha: float = 0.1, beta: float = 1.0) -> jax.Array:
     return -alpha * log_py + beta * _rce(log_p, labels)
 
 
+@per_example
 def nce(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Normalised cross-entropy ``log p_y / sum_k log p_k``; symmetric.
 
@@ -253,6 +287,7 @@ def nce(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return _nce(log_p, log_py)
 
 
+@per_example
 def nce_rce(logits, labels, *, alpha: float = 1.0, beta: float = 1.0) -> jax.Array:
     """Active-passive loss ``alpha NCE + beta RCE``.
 
@@ -271,6 +306,7 @@ def nce_rce(logits, labels, *, alpha: float = 1.0, beta: float = 1.0) -> jax.Arr
     return alpha * _nce(log_p, log_py) + beta * _rce(log_p, labels)
 
 
+@per_example
 def nce_mae(logits, labels, *, alpha: float = 1.0, beta: float = 1.0) -> jax.Array:
     """Active-passive loss ``alpha NCE + beta MAE``.
 
@@ -296,6 +332,7 @@ def _nnce(log_p: jax.Array, labels: jax.Array) -> jax.Array:
     return 1.0 - z_y / jnp.sum(z, axis=-1)
 
 
+@per_example
 def nnce(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Normalised negative cross-entropy ``1 - z_y / sum_k z_k``; symmetric.
 
@@ -315,6 +352,7 @@ def nnce(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return _nnce(log_p, labels)
 
 
+@per_example
 def anl_ce(logits, labels, *, alpha: float = 1.0, beta: float = 1.0) -> jax.Array:
     """Active-negative loss ``alpha NCE + beta NNCE`` (ANL-CE).
 
@@ -336,6 +374,7 @@ def anl_ce(logits, labels, *, alpha: float = 1.0, beta: float = 1.0) -> jax.Arra
     return alpha * _nce(log_p, log_py) + beta * _nnce(log_p, labels)
 
 
+@per_example
 def nfl(logits: jax.Array, labels: jax.Array, *, gamma: float = 0.5) -> jax.Array:
     """Normalised focal loss ``FL_y / sum_k FL_k``, ``FL_k = -(1 - p_k)^gamma log p_k``.
 
@@ -357,6 +396,7 @@ def nfl(logits: jax.Array, labels: jax.Array, *, gamma: float = 0.5) -> jax.Arra
     return fl_y[..., 0] / jnp.sum(focal, axis=-1)
 
 
+@per_example
 def bootstrap_soft(logits, labels, *, beta: float = 0.95) -> jax.Array:
     """Soft bootstrapping: cross-entropy against ``beta onehot(y) + (1 - beta) p``.
 
@@ -378,6 +418,7 @@ def bootstrap_soft(logits, labels, *, beta: float = 0.95) -> jax.Array:
     return optax.losses.softmax_cross_entropy(log_p, targets)
 
 
+@per_example
 def bootstrap_hard(logits, labels, *, beta: float = 0.8) -> jax.Array:
     """Hard bootstrapping: cross-entropy against ``beta onehot(y) + (1 - beta) z``.
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import typing
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def field(default: Any, help: str) -> Any:  # noqa: A002 - argparse's word
+    """A config field with its flag's help text."""
+    return dataclasses.field(default=default, metadata={"help": help})
 
 
 def flag_name(field_name: str) -> str:
@@ -105,18 +108,3 @@ def config_changes(saved: dict, cfg: Any, names: Sequence[str]) -> list[str]:
         if old != now:
             changes.append(f"{flag_name(name)}: {old} -> {now}")
     return changes
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write `text` to `path` so that a reader (or a crash) never sees half a file."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: str, obj: Any) -> None:
-    """`atomic_write_text` of `obj` as indented JSON."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")

@@ -8,7 +8,6 @@ baseline name with its hyper-parameters. Every loss trains through the same
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -46,11 +45,7 @@ def loss_file_label(path: str) -> str:
 
 def arl_spec(name: str = "arl", loss_file: str | None = None) -> LossSpec:
     """The shipped ARL (or the `best_loss.json` of a search) as a family spec."""
-    if loss_file:
-        with open(loss_file) as fh:
-            info = json.load(fh)
-    else:
-        info = losses.load_pretrained()
+    info = losses.read_loss_file(loss_file) if loss_file else losses.load_pretrained()
     coeffs = tuple(float(c) for c in info["coeffs"])
     return LossSpec(name, info["family"], coeffs)
 

@@ -211,20 +211,15 @@ def build_optimizer(cfg: InnerConfig, steps: int) -> optax.GradientTransformatio
 
 
 def make_loss(cfg: InnerConfig) -> Callable[..., jax.Array]:
-    """``loss(loss_params [P], logits [B, C], labels [B], progress=0.) -> scalar``
-    batch mean.
-
-    A family uses ``loss_params``, a scheduled one also ``progress`` (the share of
-    training done, ``step / (steps - 1)``); a baseline ignores both.
-    """
+    """``objective(loss_params [P], logits [B, C], labels [B]) -> scalar``: what a
+    step minimises. A family's objective uses ``loss_params`` (its batch mean plus
+    its batch term, `losses.family_objective`); a named loss ignores them
+    (`losses.get_objective`)."""
     if cfg.loss in losses.FAMILIES:
-        return lambda p, logits, labels, progress=0.0: jnp.mean(
-            losses.family_loss(cfg.loss, p, logits, labels, progress))
-    base = losses.get_loss(cfg.loss, **dict(cfg.loss_hparams))
-    if "progress" in losses.loss_hyperparams(cfg.loss):  # "arl" with a scheduled family
-        return lambda p, logits, labels, progress=0.0: jnp.mean(
-            base(logits, labels, progress=progress))
-    return lambda p, logits, labels, progress=0.0: jnp.mean(base(logits, labels))
+        return lambda p, logits, labels: losses.family_objective(
+            cfg.loss, p, logits, labels)
+    objective = losses.get_objective(cfg.loss, **dict(cfg.loss_hparams))
+    return lambda p, logits, labels: objective(logits, labels)
 
 
 def batch_indices(
@@ -244,15 +239,13 @@ def _select(ok: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
 
 
-def _train_step(
-    model, loss_fn, tx, max_loss, state, x, y, loss_params, dropout_key, progress
-):
+def _train_step(model, loss_fn, tx, max_loss, state, x, y, loss_params, dropout_key):
     """One guarded optimiser step; returns the new state and the step's loss."""
     params, opt_state, diverged = state
 
     def objective(p):
         logits = model.apply(p, x, train=True, rngs={"dropout": dropout_key})  # [B, C]
-        return loss_fn(loss_params, logits.astype(jnp.float32), y, progress)
+        return loss_fn(loss_params, logits.astype(jnp.float32), y)
 
     loss, grads = jax.value_and_grad(objective)(params)
     updates, new_opt_state = tx.update(grads, opt_state, params)
@@ -302,9 +295,8 @@ def make_inner_train(
             t, batch = xs
             x, y = data.x_train[batch], data.y_train[batch]  # [B, ...], [B]
             k_drop = jax.random.fold_in(k_dropout, t)
-            progress = t / max(steps - 1, 1)  # 0 on the first step, 1 on the last
             return _train_step(model, loss_fn, tx, cfg.max_loss, state, x, y,
-                               loss_params, k_drop, progress)
+                               loss_params, k_drop)
 
         state = (params, tx.init(params), jnp.array(False))
         (params, _, diverged), step_losses = jax.lax.scan(

@@ -59,7 +59,7 @@ def _resolve(losses: LossSpec) -> dict[str, Callable]:
     if isinstance(losses, str):
         losses = [losses]
     if not isinstance(losses, Mapping):
-        losses = {name: _per_example(name) for name in losses}
+        losses = {name: losses_lib.get_loss(name) for name in losses}
     if not losses:
         raise ValueError("no losses to plot")
     return dict(losses)
@@ -122,28 +122,12 @@ def loss_figure(
     return fig
 
 
-def _per_example(name: str) -> Callable:
-    """Loss `name` of `arl_jax.losses`; for the shipped ARL of a prior family, its
-    per-example part (the class-prior penalty is one value for the whole batch, the
-    same on every example, so along a curve it would only add a constant that
-    depends on the plotted points)."""
-    fn = losses_lib.get_loss(name)
-    if name != "arl":
-        return fn
-    shipped = losses_lib.load_pretrained()
-    base, part = losses_lib.per_example_part(shipped["family"], shipped["coeffs"])
-    if base == shipped["family"]:
-        return fn
-    coeffs = np.asarray(part, np.float32)
-    return lambda logits, labels: losses_lib.family_loss(base, coeffs, logits, labels)
-
-
 def _title(name: str) -> str:
     title = TITLES.get(name, name)
     if name != "arl":
         return title
     shipped = losses_lib.load_pretrained()
-    if shipped["family"] in losses_lib.PRIOR_FAMILIES:
+    if losses_lib.FAMILIES[shipped["family"]].batch_term is not None:
         title += f" (+ {shipped['coeffs'][-1]:g} x class prior)"
     if shipped.get("provisional"):
         title += " (provisional)"

@@ -5,9 +5,7 @@ candidate of the population on the generation's tasks (vmapped over the populati
 seeds, sharded over devices) and scores it by clean-validation accuracy. Fitness, which
 CMA-ES minimises, is minus the mean clean-validation accuracy over the generation's
 tasks and seeds (Gao et al. 2021), or with `--fitness rank` minus the candidate's mean
-rank over the tasks, or with `--fitness margin` by how far it is ahead of the best
-of some hand-designed losses on its worst architecture (`fitness_from`). A diverged
-candidate scores accuracy 0.
+rank over the tasks (`fitness_from`). A diverged candidate scores accuracy 0.
 """
 
 from __future__ import annotations
@@ -23,23 +21,16 @@ import numpy as np
 import scipy.stats
 from evosax.algorithms import CMA_ES
 
-from arl_jax import compare, inner, losses, models, parallel, tasks
 from arl_jax import data as data_lib
+from arl_jax import inner, losses, models, parallel, tasks
+from arl_jax.cli import field as _field
 
 FITNESS_MODES = {
     "mean": "minus mean clean-validation accuracy",
     "rank": "minus the mean over tasks of the clean-validation accuracy rank in the "
     "population, 0 the worst and 1 the best, so every task weighs the same however "
     "much its accuracies spread",
-    "margin": "minus the worst, over the architectures, mean over that architecture's "
-    "tasks of the clean-validation accuracy minus the best --references loss's on the "
-    "same task (same noisy labels and seeds): above 0 only for a loss ahead of every "
-    "reference on every architecture",
 }
-
-
-def _field(default: Any, help: str) -> Any:  # noqa: A002 - the argparse word
-    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,10 +52,9 @@ class SearchConfig:
     seeds: int = _field(1, "inner training seeds per task")
     datasets: str = _field("mnist1d,digits,synthetic", "meta-train datasets")
     archs: str = _field("mlp", "meta-train architectures")
-    noise: str = _field(
-        "symmetric:0.2,symmetric:0.4,symmetric:0.6,symmetric:0.8,"
-        "asymmetric:0.2,asymmetric:0.4",
-        "meta-train noise: KIND:LOW-HIGH or KIND:RATE, comma separated",
+    noise: tuple[str, ...] = _field(
+        ("symmetric:0.2,0.4,0.6,0.8", "asymmetric:0.2,0.4"),
+        "meta-train noise: " + tasks.NOISE_SYNTAX,
     )
     stratify: bool = _field(
         True,
@@ -80,11 +70,6 @@ class SearchConfig:
         "mean",
         "how a generation's tasks combine into fitness: "
         + " | ".join(f"{k} ({v})" for k, v in FITNESS_MODES.items()),
-    )
-    references: str = _field(
-        "nce_mae,nce_rce",
-        "hand-designed losses (names in arl_jax.losses) that --fitness margin "
-        "measures candidates against",
     )
     select_tasks: int = _field(
         6, "fixed tasks on which the elites are re-scored to pick the final loss"
@@ -134,17 +119,6 @@ class SearchConfig:
                 f"--fitness must be one of {', '.join(FITNESS_MODES)} "
                 f"(got {self.fitness!r})"
             )
-        if self.fitness == "margin":
-            refs = tasks.split_list(self.references)
-            if not refs:
-                raise ValueError("--references: --fitness margin needs at least one")
-            valid = [spec.loss for spec in compare.baseline_specs()]
-            for name in refs:
-                if name not in valid:
-                    raise ValueError(
-                        f"--references: unknown hand-designed loss {name!r}; valid: "
-                        f"{', '.join(valid)}"
-                    )
         if self.select_tasks < 0 or self.train_size < 0 or self.val_size < 0:
             raise ValueError("--select-tasks, --train-size, --val-size must be >= 0")
         names = tasks.split_list(self.datasets)
@@ -169,7 +143,8 @@ class SearchConfig:
         for name in names:
             if not any(tasks.noise_fits(r.kind, name) for r in ranges):
                 raise ValueError(
-                    f"--noise: no noise kind in {self.noise!r} applies to {name!r} "
+                    f"--noise: no noise kind in {' '.join(self.noise)!r} applies to "
+                    f"{name!r} "
                     "(asymmetric noise has no mapping for it)"
                 )
         if self.holdout and self.holdout not in data_lib.DATASETS:
@@ -303,31 +278,13 @@ class TaskPool:
     def score(
         self, pop_params: jax.Array, task_list: list[tasks.Task], key: jax.Array
     ) -> dict[str, Any]:
-        """`evaluate` the population (`reject_rising` applied) and, for `--fitness
-        margin`, the references on the same tasks and keys (``ref_val_acc``
-        `[refs, tasks, seeds]`); ``archs`` names each task's architecture."""
-        res = reject_rising(self.cfg, pop_params,
-                            self.evaluate(pop_params, task_list, key))
+        """`evaluate` the population; ``archs`` names each task's architecture."""
+        res = self.evaluate(pop_params, task_list, key)
         res["archs"] = [t.arch for t in task_list]
-        if self.cfg.fitness == "margin":
-            res["ref_val_acc"] = np.concatenate([
-                self.evaluate_named(name, task_list, key)["val_acc"]
-                for name in tasks.split_list(self.cfg.references)
-            ])
         return res
 
-    def evaluate_named(
-        self, name: str, task_list: list[tasks.Task], key: jax.Array
-    ) -> dict[str, np.ndarray]:
-        """`evaluate` for a hand-designed loss of `losses.LOSSES` (no coefficients):
-        the same tasks, noisy labels and seeds; accuracies `[1, tasks, seeds]`."""
-        return self.evaluate(jnp.zeros((1, 1), jnp.float32), task_list, key, loss=name)
 
-
-def fitness_from(
-    val_acc: np.ndarray, mode: str = "mean", ref_val_acc: np.ndarray | None = None,
-    archs: list[str] | None = None,
-) -> np.ndarray:
+def fitness_from(val_acc: np.ndarray, mode: str = "mean") -> np.ndarray:
     """Fitness `[pop]` (CMA-ES minimises it) from accuracies `[pop, tasks, seeds]`.
 
     "mean": minus the mean clean-validation accuracy over tasks and seeds. A task
@@ -336,51 +293,14 @@ def fitness_from(
     "rank": each task's seed-mean accuracies are ranked within the population (ties
     share their mean rank, scaled to [0, 1], the best 1), and fitness is minus the
     mean rank over tasks: every task weighs the same, whatever its spread.
-    "margin": each task's seed-mean accuracy minus the best reference's
-    (`ref_val_acc` `[refs, tasks, seeds]`), averaged over the tasks of each
-    architecture (`archs`, one name per task); fitness is minus the worst of those
-    means, so a loss gains only by being ahead of the references where it is least
-    ahead (issue 6's criterion 2 asks one loss to be first on every architecture).
     """
     if mode == "mean":
         return -val_acc.reshape(val_acc.shape[0], -1).mean(axis=1)
-    per_task = val_acc.reshape(val_acc.shape[0], val_acc.shape[1], -1).mean(axis=2)
-    if mode == "margin":
-        if ref_val_acc is None or archs is None or len(archs) != per_task.shape[1]:
-            raise ValueError("fitness 'margin' needs ref_val_acc and one arch per task")
-        ref = ref_val_acc.reshape(ref_val_acc.shape[0], per_task.shape[1], -1)
-        margin = per_task - ref.mean(axis=2).max(axis=0)  # [pop, tasks]
-        archs = np.asarray(archs)
-        per_arch = [margin[:, archs == a].mean(axis=1) for a in sorted(set(archs))]
-        return -np.min(per_arch, axis=0)
     if mode != "rank":
         raise ValueError(f"unknown fitness mode {mode!r}")
+    per_task = val_acc.reshape(val_acc.shape[0], val_acc.shape[1], -1).mean(axis=2)
     ranks = scipy.stats.rankdata(per_task, axis=0) - 1.0  # [pop, tasks], 0 = worst
     return -ranks.mean(axis=1) / max(val_acc.shape[0] - 1, 1)
-
-
-def reject_rising(cfg: SearchConfig, population, res: dict) -> dict:
-    """`res` with ``falls [pop]`` added; in a two-ended family (scheduled or
-    batch-driven) a candidate whose loss rises from a uniform to a perfect prediction,
-    at the start or at the end (`losses.loss_falls`), scores validation accuracy 0,
-    like a diverged one.
-
-    A meta-train run's last steps have almost no learning rate left (cosine decay),
-    so its accuracy cannot see what a scheduled loss's end weights do, and a search
-    can drift to end weights that push the network away from the labels; a longer
-    run then collapses (searches Y and AA in docs/RESULTS.md reached chance on
-    Fashion-MNIST). A batch-driven loss's end is likewise reached only by a network
-    that fits its labels (or is confident), which short meta-train runs on noisy
-    labels may never do.
-    A constant family's loss acts over the whole run, where fitness sees it, so it is
-    left alone (and the default search unchanged).
-    """
-    falls = np.ones(len(population), bool)
-    if cfg.family in losses.INTERPOLATED_FAMILIES:
-        falls = losses.loss_falls(cfg.family, population)
-    shape = (-1,) + (1,) * (np.ndim(res["val_acc"]) - 1)
-    return {**res, "falls": falls,
-            "val_acc": np.where(falls.reshape(shape), res["val_acc"], 0.0)}
 
 
 def generation_keys(cfg: SearchConfig, generation: int) -> tuple[jax.Array, ...]:
@@ -421,8 +341,7 @@ def run_generation(
     population, state = _ask(es, k_ask, state, es_params)  # [pop, P]
     task_list = pool.sample(task_rng(cfg, generation), cfg.tasks)
     res = pool.score(population, task_list, k_eval)
-    fitness = fitness_from(res["val_acc"], cfg.fitness, res.get("ref_val_acc"),
-                           res["archs"])  # [pop]
+    fitness = fitness_from(res["val_acc"], cfg.fitness)  # [pop]
     state, _ = _tell(es, k_tell, population, jnp.asarray(fitness), state, es_params)
     state = fix_dtypes(state)
     best = int(np.argmin(fitness))
@@ -436,14 +355,11 @@ def run_generation(
         "mean_val_acc": float(res["val_acc"].mean()),
         "best_test_acc": float(res["test_acc"][best].mean()),
         "diverged_fraction": float(res["diverged"].mean()),
-        "rejected_fraction": float(1.0 - res["falls"].mean()),
         "es_mean": np.asarray(state.mean).tolist(),
         "es_std": float(state.std),
         "tasks": [dataclasses.asdict(t) for t in task_list],
         "task_val_acc_best": res["val_acc"][best].mean(axis=-1).tolist(),
     }
-    if "ref_val_acc" in res:  # [refs, tasks]: what the margin was measured against
-        record["task_ref_val_acc"] = res["ref_val_acc"].mean(axis=-1).tolist()
     return state, record
 
 
@@ -463,6 +379,5 @@ def select_final(
     key = jax.random.fold_in(jax.random.key(cfg.seed), 10**6)
     res = pool.score(jnp.asarray(padded, jnp.float32), task_list, key)
     # Ranks are taken among the real candidates only, not the padding copies.
-    fitness = fitness_from(res["val_acc"][:n], cfg.fitness, res.get("ref_val_acc"),
-                           res["archs"])
+    fitness = fitness_from(res["val_acc"][:n], cfg.fitness)
     return int(np.argmin(fitness)), fitness

@@ -47,36 +47,70 @@ def split_list(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
-def parse_noise_ranges(text: str, flag: str = "--noise") -> tuple[NoiseRange, ...]:
-    """Parse `symmetric:0.2-0.8,asymmetric:0.3,none` into `NoiseRange`s.
+NOISE_SYNTAX = (
+    "KIND:RATE, KIND:R1,R2,... (a list) or KIND:LOW-HIGH (a range), space or comma "
+    "separated; e.g. symmetric:0.2,0.4 asymmetric:0.2-0.4 none"
+)
 
-    A single rate is a range of width zero. Raises `ValueError` naming `flag` for an
-    unknown kind or a rate outside [0, 1).
+
+def _parse_rates(text: str) -> tuple[float, float]:
+    """`0.4` -> (0.4, 0.4); `0.2-0.8` -> (0.2, 0.8); `2e-1` is a number, not a range."""
+    try:
+        rate = float(text)
+        return rate, rate
+    except ValueError:
+        pass
+    cut = [i for i, ch in enumerate(text) if ch == "-" and i > 0
+           and text[i - 1] not in "eE"]  # fmt: skip
+    if len(cut) != 1:
+        raise ValueError(text)
+    return float(text[: cut[0]]), float(text[cut[0] + 1:])
+
+
+def parse_noise_ranges(
+    items: str | tuple[str, ...] | list[str], flag: str = "--noise"
+) -> tuple[NoiseRange, ...]:
+    """Parse noise settings, the one syntax of every command line, into `NoiseRange`s.
+
+    `items` is a string or a list of strings, each a comma-separated list: an entry
+    `KIND:SPEC` starts a kind, an entry `SPEC` alone adds a rate to the kind before
+    it, and `none` is clean labels. A SPEC is a rate (`0.4`, `2e-1`) or a range
+    `LOW-HIGH` (drawn uniformly per task by the search). So `symmetric:0.2,0.4
+    asymmetric:0.2` and `symmetric:0.2,symmetric:0.4,asymmetric:0.2` are the same.
+    Raises `ValueError` naming `flag` for an unknown kind, a rate that is not a
+    finite number in [0, 1), or nothing at all.
     """
-    out = []
-    for item in split_list(text):
-        if item == "none":
-            out.append(NoiseRange("none", 0.0, 0.0))
-            continue
-        kind, sep, rates = item.partition(":")
-        if not sep or kind not in noise.NOISE_KINDS:
-            raise ValueError(
-                f"{flag}: cannot parse {item!r}; expected KIND:RATE or KIND:LOW-HIGH "
-                f"with KIND in {sorted(noise.NOISE_KINDS)} (or 'none')"
-            )
-        lo_text, _, hi_text = rates.partition("-")
-        try:
-            low = float(lo_text)
-            high = float(hi_text) if hi_text else low
-        except ValueError:
-            raise ValueError(f"{flag}: bad rate in {item!r}") from None
-        if not (0.0 <= low <= high < 1.0):
-            raise ValueError(
-                f"{flag}: rates in {item!r} must satisfy 0 <= low <= high < 1"
-            )
-        out.append(NoiseRange(kind, low, high))
+    items = (items,) if isinstance(items, str) else tuple(items)
+    out: list[NoiseRange] = []
+    for item in items:
+        kind = None
+        for entry in (e.strip() for e in item.split(",")):
+            if not entry:
+                continue
+            if entry == "none":
+                out.append(NoiseRange("none", 0.0, 0.0))
+                kind = None
+                continue
+            if ":" in entry:
+                kind, _, entry = entry.partition(":")
+                kind = kind.strip()
+            if kind not in noise.NOISE_KINDS or kind == "none":
+                raise ValueError(
+                    f"{flag}: cannot parse {item!r}; expected {NOISE_SYNTAX}, with "
+                    f"KIND in {', '.join(noise.NOISE_KINDS[1:])}"
+                )
+            try:
+                low, high = _parse_rates(entry.strip())
+            except ValueError:
+                raise ValueError(f"{flag}: {entry!r} in {item!r} is not a rate or a "
+                                 f"range LOW-HIGH; expected {NOISE_SYNTAX}") from None
+            if not (0.0 <= low <= high < 1.0):
+                raise ValueError(
+                    f"{flag}: rates in {item!r} must satisfy 0 <= low <= high < 1"
+                )
+            out.append(NoiseRange(kind, low, high))
     if not out:
-        raise ValueError(f"{flag}: no noise given")
+        raise ValueError(f"{flag}: no noise given; expected {NOISE_SYNTAX}")
     return tuple(out)
 
 

@@ -1,4 +1,4 @@
-# Sourced by the experiments/gpu_*.sh scripts: the set-up they share on a lent GPU
+# Sourced by the experiments/gpu_*.sh and benchmarks/gpu_benchmark.sh scripts: the set-up they share on a lent GPU
 # machine. Makes $OUT, installs the wheels carried in .whl/ (packages the machine's
 # python3 lacks) to /tmp/site, points $ARL_DATA_DIR at .fmnist/ (Fashion-MNIST's gz
 # files, when carried) and records the GPU in $OUT/gpu.txt.

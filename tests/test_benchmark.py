@@ -1,5 +1,5 @@
-"""Tests for the throughput benchmark (arl_jax.bench, experiments/benchmark.py) and
-the PyTorch reference run it times (arl_jax.bench_torch)."""
+"""Tests for the throughput benchmark (benchmarks/bench.py, benchmarks/benchmark.py) and
+the PyTorch reference run it times (benchmarks/bench_torch.py)."""
 
 import json
 import math
@@ -12,15 +12,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from arl_jax import bench, bench_report, bench_torch, data, inner, losses
+from arl_jax import data, inner, losses
 from arl_jax.models import ArchConfig, build_model
+from benchmarks import bench, bench_report, bench_torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COEFFS = losses.family_init("taylor", 4)
 
 
 def run_cli(out_dir, *extra):
-    cmd = [sys.executable, "-m", "experiments.benchmark", "--quick", "--out",
+    cmd = [sys.executable, "-m", "benchmarks.benchmark", "--quick", "--out",
            str(out_dir), *extra]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -58,9 +59,9 @@ def test_quick_benchmark_without_torch(tmp_path):
     dev = out["devices"]["results"]
     assert [r["devices"] for r in dev] == [2] and dev[0]["seconds"] > 0
     assert "simulated" in out["devices"]["note"]
-    assert set(out["bar_check"]) == {"mlp", "cnn"}
+    assert set(out["target_check"]) == {"mlp", "cnn"}
     assert "| vmap | 2 |" in md and "### The bar" in md
-    assert out["command"].startswith("python -m experiments.benchmark")
+    assert out["command"].startswith("python -m benchmarks.benchmark")
 
 
 @pytest.mark.slow
@@ -88,7 +89,7 @@ def test_bar_check_on_made_up_numbers():
                        row("loop", 8, 1.6, 0.3), row("torch", 1, 25.0, 0.02)]}
     out = {"cases": {"mlp": res}, "peak": {"flops": 100.0},
            "devices": {"case": "mlp", "results": [{"pop": 64, "seconds": 32.0}]}}
-    b = bench_report.check_bar(out)["mlp"]
+    b = bench_report.check_targets(out)["mlp"]
     assert b["vs_torch"] == pytest.approx(25.0) and b["vs_torch_met"]
     assert b["vs_torch_at_peak"] == pytest.approx(50.0)
     assert b["vs_loop"] == pytest.approx(1.6) and b["vs_loop_met"]
@@ -241,7 +242,7 @@ def test_markdown_names_the_accelerator_and_the_skipped_scaling():
                           "skipped": [{"method": "vmap (pop 4096)",
                                        "reason": "XlaRuntimeError: out of memory"}]}},
     }
-    out["bar_check"] = bench_report.check_bar(out)
+    out["target_check"] = bench_report.check_targets(out)
     md = bench_report.to_markdown(out)
     assert "JAX on NVIDIA H200 (gpu); PyTorch on cuda." in md
     assert "full float32 49000.0 GFLOP/s" in md

@@ -99,10 +99,8 @@ def np_loss(name, logits, labels, **hp):
     if name == "arl":
         shipped = json.loads(PRETRAINED.read_text())
         coeffs = shipped["coeffs"]
-        if shipped["family"] == "taylor_nce_prior":  # the batch's prior penalty
-            m = p.reshape(-1, p.shape[-1]).mean(0)
-            penalty = -np.log(m).mean() - np.log(p.shape[-1])
-            return coeffs[0] * nce + np_taylor(coeffs[1:-1], py) + coeffs[-1] * penalty
+        if shipped["family"] == "taylor_nce_prior":  # per example: no batch term
+            return coeffs[0] * nce + np_taylor(coeffs[1:-1], py)
         if shipped["family"] == "taylor_nce":
             return coeffs[0] * nce + np_taylor(coeffs[1:], py)
         assert shipped["family"] == "taylor", shipped["family"]
@@ -167,7 +165,7 @@ def test_published_defaults():
     assert defaults["anl_ce"] == {"alpha": 1.0, "beta": 1.0}
     assert defaults["bootstrap_soft"] == {"beta": 0.95}
     assert defaults["bootstrap_hard"] == {"beta": 0.8}
-    assert defaults["arl"] == {"coeffs": None, "family": None, "progress": None}
+    assert defaults["arl"] == {}
     assert defaults["cross_entropy"] == defaults["mae"] == defaults["nnce"] == {}
 
 
@@ -220,147 +218,78 @@ def test_taylor_nce_matches_numpy_and_contains_taylor_and_nce_mae():
         losses.arl_loss(logits, labels, coeffs=params, family="nope")
 
 
-def test_taylor_ce_nce_matches_numpy_and_contains_taylor_nce_and_sce():
-    logits, labels = _points()
-    _, log_p, oh, py = _np_probs(logits, labels)
-    params = np.array([0.8, 0.3, 0.4, -1.5, 0.7, 2.0, -0.3], np.float32)
-    nce = (oh * log_p).sum(-1) / log_p.sum(-1)
-    ce = -(oh * log_p).sum(-1)
-    np.testing.assert_allclose(
-        losses.taylor_ce_nce_loss(params, logits, labels),
-        0.8 * nce + 0.3 * ce + np_taylor(params[2:], py), rtol=1e-5, atol=1e-6)
-    # b = 0 is the taylor_nce family; a = 0, b = 0.1, c = 1, theta_1 = log 1e-4 is SCE.
-    np.testing.assert_allclose(
-        losses.taylor_ce_nce_loss(np.r_[0.8, 0.0, params[2:]], logits, labels),
-        losses.taylor_nce_loss(np.r_[0.8, params[2:]], logits, labels), atol=1e-6)
-    sce = np.array([0.0, 0.1, 1.0, np.log(losses.RCE_CLAMP)], np.float32)
-    np.testing.assert_allclose(losses.taylor_ce_nce_loss(sce, logits, labels),
-                               losses.sce(logits, labels), rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="at least 4"):
-        losses.taylor_ce_nce_loss(np.ones(3), logits, labels)
-
-
-def test_taylor_anl_matches_numpy_and_contains_taylor_nce_and_anl_ce():
-    logits, labels = _points()
-    params = np.array([0.8, 0.3, 0.4, -1.5, 0.7, 2.0, -0.3], np.float32)
-    nce, nnce = np_loss("nce", logits, labels), np_loss("nnce", logits, labels)
-    py = _np_probs(logits, labels)[3]
-    np.testing.assert_allclose(
-        losses.taylor_anl_loss(params, logits, labels),
-        0.8 * nce + 0.3 * nnce + np_taylor(params[2:], py), rtol=1e-5, atol=1e-6)
-    # b = 0 is the taylor_nce family; a = b = 1 with every theta 0 is ANL-CE.
-    np.testing.assert_allclose(
-        losses.taylor_anl_loss(np.r_[0.8, 0.0, params[2:]], logits, labels),
-        losses.taylor_nce_loss(np.r_[0.8, params[2:]], logits, labels), atol=1e-6)
-    np.testing.assert_allclose(
-        losses.taylor_anl_loss(np.array([1.0, 1.0, 1.0, 0.0]), logits, labels),
-        losses.anl_ce(logits, labels), atol=1e-6)
-    with pytest.raises(ValueError, match="at least 4"):
-        losses.taylor_anl_loss(np.ones(3), logits, labels)
-
-
-def test_taylor_nce_sched_moves_linearly_from_start_to_end():
-    logits, labels = _points()
-    start = np.array([0.8, 0.4, -1.5, 0.7, 2.0], np.float32)  # a, c, theta_1..3
-    end_w = np.array([2.0, -0.5, 0.0, 1.0], np.float32)  # a, theta_1..3 at the end
-    params = np.r_[start, end_w]
-    end = np.r_[end_w[0], start[1], end_w[1:]]  # c is shared
-    nce, py = np_loss("nce", logits, labels), _np_probs(logits, labels)[3]
-    for t in (0.0, 0.25, 1.0):
-        w = (1 - t) * start + t * end
-        np.testing.assert_allclose(
-            losses.taylor_nce_sched_loss(params, logits, labels, t),
-            w[0] * nce + np_taylor(w[1:], py), rtol=1e-5, atol=1e-6)
-    # Traced progress (as in the engine's scan) and the family_loss dispatch.
-    traced = jax.jit(lambda t: losses.family_loss("taylor_nce_sched", params, logits,
-                                                  labels, t))(0.25)
-    np.testing.assert_allclose(
-        traced, losses.taylor_nce_sched_loss(params, logits, labels, 0.25), rtol=1e-4,
-        atol=1e-6)
-    # Equal ends: the constant taylor_nce loss at every progress (embed_coeffs).
-    const = losses.embed_coeffs("taylor_nce", start, "taylor_nce_sched")
-    np.testing.assert_allclose(const, np.r_[start, start[0], start[2:]], rtol=1e-7)
-    for t in (0.0, 0.6):
-        np.testing.assert_allclose(
-            losses.taylor_nce_sched_loss(np.asarray(const), logits, labels, t),
-            losses.taylor_nce_loss(start, logits, labels), rtol=1e-6)
-    with pytest.raises(ValueError, match="changes over training"):
-        losses.arl_loss(logits, labels, params, "taylor_nce_sched")
-    with pytest.raises(ValueError, match=r"progress must be in \[0, 1\]"):
-        losses.arl_loss(logits, labels, params, "taylor_nce_sched", progress=1.5)
-    with pytest.raises(ValueError, match="odd length"):
-        losses.taylor_nce_sched_loss(params[:-1], logits, labels, 0.5)
-    # Other families ignore progress.
-    np.testing.assert_allclose(
-        losses.arl_loss(logits, labels, start, "taylor_nce", progress=0.3),
-        losses.taylor_nce_loss(start, logits, labels))
-
-
 def test_class_prior_penalty_is_the_kl_from_uniform_to_the_batch_mean_prediction():
     logits, labels = _points()
     p = _np_probs(logits, labels)[0]
     m = p.mean(0)
     kl = np.sum(np.log((1 / C) / m)) / C
-    got = np.asarray(losses.class_prior_penalty(logits, labels))
-    assert got.shape == labels.shape
+    got = np.asarray(losses.class_prior_penalty(logits))
+    assert got.shape == ()
     np.testing.assert_allclose(got, kl, rtol=1e-5)
-    # Every class predicted equally often: 0, whatever the labels say.
+    # Every class predicted equally often: 0.
     balanced = np.where(np.eye(C, dtype=bool), 8.0, 0.0).astype(np.float32)
-    for lab in (np.arange(C), np.zeros(C, int)):
-        assert float(losses.class_prior_penalty(balanced, lab)[0]) == pytest.approx(
-            0.0, abs=1e-6)
-    # One class never predicted (the others as before): large, and its gradient
-    # raises that class's logit on every example.
+    assert float(losses.class_prior_penalty(balanced)) == pytest.approx(0.0, abs=1e-6)
+    # One class never predicted: large, and its gradient raises that class's logit
+    # on every example.
     collapsed = balanced.copy()
     collapsed[:, 2] = -10.0
-    assert float(losses.class_prior_penalty(collapsed, np.arange(C))[0]) > 0.5
-    g = jax.grad(lambda z: losses.class_prior_penalty(z, np.arange(C)).mean())(
-        jnp.asarray(collapsed))
+    assert float(losses.class_prior_penalty(collapsed)) > 0.5
+    g = jax.grad(losses.class_prior_penalty)(jnp.asarray(collapsed))
     assert (np.asarray(g)[:, 2] < 0).all()
-    # Every leading axis is one batch.
+    # By default every leading axis is one batch; axis=1 gives one per member.
+    both = np.stack([balanced, collapsed])
+    np.testing.assert_allclose(losses.class_prior_penalty(both),
+                               losses.class_prior_penalty(np.concatenate(both)),
+                               rtol=1e-5)
     np.testing.assert_allclose(
-        losses.class_prior_penalty(np.stack([balanced, collapsed]),
-                                   np.stack([np.arange(C)] * 2))[0, 0],
-        losses.class_prior_penalty(np.concatenate([balanced, collapsed]),
-                                   np.r_[np.arange(C), np.arange(C)])[0], rtol=1e-5)
-    with pytest.raises(ValueError):
-        losses.class_prior_penalty(logits, labels + C)
+        losses.class_prior_penalty(both, axis=1),
+        [losses.class_prior_penalty(balanced), losses.class_prior_penalty(collapsed)],
+        rtol=1e-5, atol=1e-6)
+    # A mask keeps the masked rows out of the mean prediction.
+    padded = np.concatenate([logits, np.zeros((3, C), np.float32)])
+    mask = np.r_[np.ones(len(logits), bool), np.zeros(3, bool)]
+    np.testing.assert_allclose(losses.class_prior_penalty(padded, mask), kl,
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="C >= 2"):
+        losses.class_prior_penalty(logits[:, :1])
 
 
-def test_taylor_nce_prior_adds_its_weight_of_the_penalty_to_taylor_nce():
+def test_taylor_nce_prior_is_taylor_nce_per_example_plus_the_penalty_per_batch():
     logits, labels = _points()
     base = np.array([0.8, 1.0, -1.5, 0.7], np.float32)
     for lam in (0.0, 2.5):
+        params = np.r_[base, lam]
         np.testing.assert_allclose(
-            losses.arl_loss(logits, labels, np.r_[base, lam], "taylor_nce_prior"),
-            losses.taylor_nce_loss(base, logits, labels)
-            + lam * losses.class_prior_penalty(logits, labels), rtol=1e-6)
-    rising = [0.0, 1.0, 1.0, 0.0, 3.0]  # p_y - 1, whatever the penalty's weight
-    assert losses.loss_falls("taylor_nce_prior", [np.r_[base, 3.0], rising]).tolist(
-        ) == [True, False]
+            losses.arl_loss(logits, labels, coeffs=params, family="taylor_nce_prior"),
+            losses.taylor_nce_loss(base, logits, labels), rtol=1e-6)
+        np.testing.assert_allclose(
+            losses.arl_objective(logits, labels, coeffs=params,
+                                 family="taylor_nce_prior"),
+            np.mean(losses.taylor_nce_loss(base, logits, labels))
+            + lam * losses.class_prior_penalty(logits), rtol=1e-6)
     with pytest.raises(ValueError, match="params"):
         losses.taylor_nce_prior_loss(base[:2], logits, labels)
 
 
 def test_with_class_prior_adds_the_penalty_to_any_loss():
     logits, labels = _points()
-    pen = np.asarray(losses.class_prior_penalty(logits, labels))
-    assert pen[0] > 0.01  # the test points' mean prediction is not uniform
+    pen = float(losses.class_prior_penalty(logits))
+    assert pen > 0.01  # the test points' mean prediction is not uniform
     for name, kw in (("nce_mae", {}), ("gce", {"q": 0.5})):
         fn = losses.with_class_prior(name, 2.0, **kw)
         np.testing.assert_allclose(
-            fn(logits, labels), losses.get_loss(name, **kw)(logits, labels) + 2.0 * pen,
+            fn(logits, labels),
+            np.mean(losses.get_loss(name, **kw)(logits, labels)) + 2.0 * pen,
             rtol=1e-6)
-    # A function works as well as a name; weight 0 is the loss itself; jit and
+    # A function works as well as a name; weight 0 is the loss's mean; jit and
     # grad go through, the gradient including the penalty's.
     np.testing.assert_allclose(losses.with_class_prior(losses.nce_rce, 0.0)(
-        logits, labels), losses.nce_rce(logits, labels), rtol=1e-6)
+        logits, labels), np.mean(losses.nce_rce(logits, labels)), rtol=1e-6)
     fn = jax.jit(losses.with_class_prior(losses.cross_entropy))
-    g = jax.grad(lambda z: fn(z, labels).mean())(jnp.asarray(logits))
+    g = jax.grad(lambda z: fn(z, labels))(jnp.asarray(logits))
     g_ce = jax.grad(lambda z: losses.cross_entropy(z, labels).mean())(
         jnp.asarray(logits))
-    g_pen = jax.grad(lambda z: losses.class_prior_penalty(z, labels).mean())(
-        jnp.asarray(logits))
+    g_pen = jax.grad(losses.class_prior_penalty)(jnp.asarray(logits))
     np.testing.assert_allclose(g, g_ce + g_pen, rtol=1e-5, atol=1e-7)
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="weight must be finite"):
@@ -371,75 +300,6 @@ def test_with_class_prior_adds_the_penalty_to_any_loss():
         losses.with_class_prior(losses.gce, q=0.5)
     with pytest.raises(ValueError):  # labels out of range, checked by the loss
         losses.with_class_prior("nce_mae")(logits, labels + C)
-
-
-def test_batch_fit_runs_from_a_uniform_to_a_perfect_prediction():
-    logits, labels = _points()
-    p_y = _np_probs(logits, labels)[3]
-    np.testing.assert_allclose(losses.batch_fit(logits, labels),
-                               (p_y.mean() - 1 / C) / (1 - 1 / C), rtol=1e-5)
-    labels0 = np.zeros(4, np.int32)
-    uniform, perfect = np.zeros((4, C), np.float32), np.full((4, C), -60.0, np.float32)
-    perfect[:, 0] = 60.0
-    assert float(losses.batch_fit(uniform, labels0)) == pytest.approx(0.0, abs=1e-6)
-    assert float(losses.batch_fit(perfect, labels0)) == pytest.approx(1.0, abs=1e-6)
-    # Worse than chance (every label predicted against) is clipped to 0.
-    assert float(losses.batch_fit(-perfect, labels0)) == 0.0
-    # The confidence is the same statistic of the top class, whatever the labels.
-    top = _np_probs(logits, labels)[0].max(-1)  # the top class's p
-    for lab in (labels, (labels + 3) % C):
-        np.testing.assert_allclose(losses.batch_confidence(logits, lab),
-                                   (top.mean() - 1 / C) / (1 - 1 / C), rtol=1e-5)
-    assert float(losses.batch_confidence(perfect, labels0)) == pytest.approx(1.0)
-    assert float(losses.batch_confidence(-perfect, labels0)) == pytest.approx(
-        (1 / 9 - 1 / C) / (1 - 1 / C), rel=1e-4)  # 9 classes tied on top
-    # Every leading axis is one batch.
-    np.testing.assert_allclose(
-        losses.batch_fit(np.stack([uniform, perfect]), np.stack([labels0] * 2)), 0.5,
-        rtol=1e-5)
-
-
-@pytest.mark.parametrize(("family", "stat"), [("taylor_nce_fit", "batch_fit"),
-                                            ("taylor_nce_conf", "batch_confidence")])
-def test_batch_driven_losses_move_with_their_statistic_and_are_drop_in(family, stat):
-    logits, labels = _points()
-    start = np.array([0.8, 0.4, -1.5, 0.7, 2.0], np.float32)  # a, c, theta_1..3
-    end_w = np.array([2.0, -0.5, 0.0, 1.0], np.float32)  # a, theta_1..3 at the end
-    params = np.r_[start, end_w]
-    fit = float(getattr(losses, stat)(logits, labels))
-    assert 0.05 < fit < 0.95  # a point strictly between the ends
-    # The scheduled loss at progress = the batch's fit, with no progress passed.
-    got = losses.arl_loss(logits, labels, params, family)
-    np.testing.assert_allclose(
-        got, losses.taylor_nce_sched_loss(params, logits, labels, fit), rtol=1e-5)
-    np.testing.assert_allclose(
-        losses.FAMILIES[family](params, logits, labels, fit=1.0),
-        losses.taylor_nce_sched_loss(params, logits, labels, 1.0), rtol=1e-6)
-    # The fit moves the weights but is not trained on: the gradient is taylor_nce's
-    # at the weights of that fit.
-    base = losses.scheduled_params(family, params, fit)
-
-    def grad(fn):
-        return np.asarray(jax.grad(lambda z: fn(z).sum())(jnp.asarray(logits)))
-
-    np.testing.assert_allclose(
-        grad(lambda z: losses.FAMILIES[family](params, z, labels)),
-        grad(lambda z: losses.taylor_nce_loss(base, z, labels)), rtol=1e-4, atol=1e-6)
-    # Seeds vmapped (as in the engine): each batch reads its own fit.
-    two = jnp.stack([jnp.asarray(logits), jnp.zeros_like(logits)])
-    vmapped = jax.vmap(lambda z: losses.FAMILIES[family](params, z, labels))(two)
-    np.testing.assert_allclose(vmapped[0], got, rtol=1e-5)
-    np.testing.assert_allclose(  # uniform predictions: fit 0, the start loss
-        vmapped[1], losses.taylor_nce_loss(start, two[1], labels), rtol=1e-5)
-    # Equal ends: the constant taylor_nce loss whatever the statistic.
-    const = losses.embed_coeffs("taylor_nce", start, family)
-    np.testing.assert_allclose(
-        losses.FAMILIES[family](jnp.asarray(const), logits, labels),
-        losses.taylor_nce_loss(start, logits, labels), rtol=1e-6)
-    with pytest.raises(ValueError, match="odd length"):
-        losses.FAMILIES[family](params[:-1], logits, labels)
-    with pytest.raises(ValueError, match=r"^fit must be in \[0, 1\]; got 1.5"):
-        losses.FAMILIES[family](params, logits, labels, fit=1.5)
 
 
 def test_taylor_series_approaches_cross_entropy():
@@ -472,10 +332,8 @@ def test_taylorglo_init_is_scaled_second_order_ce():
 
 @pytest.mark.parametrize(("family", "order", "n"),
                          [("taylor", 1, 2), ("taylor", 4, 5), ("taylorglo", 3, 8),
-                          ("taylor_nce", 4, 6), ("taylor_ce_nce", 4, 7),
-                          ("taylor_anl", 2, 5), ("taylor_nce_sched", 4, 11),
-                          ("taylor_nce_fit", 4, 11), ("taylor_nce_conf", 3, 9),
-                          ("taylor_nce_prior", 4, 7)])
+                          ("taylor_nce", 4, 6), ("taylor_nce_prior", 4, 7),
+                          ("taylor_nce_prior", 2, 5)])
 def test_family_num_params_and_init(family, order, n):
     assert losses.family_num_params(family, order) == n
     init = losses.family_init(family, order)
@@ -483,15 +341,10 @@ def test_family_num_params_and_init(family, order, n):
     if family == "taylor":
         k = np.arange(1, n)
         np.testing.assert_allclose(init, np.r_[1.0, (-1.0) ** k / k])
-    weights = {"taylor_nce": 1, "taylor_ce_nce": 2, "taylor_anl": 2}.get(family)
-    if weights:  # the "taylor" start behind zero weights
-        np.testing.assert_array_equal(init[:weights], 0.0)
-        taylor = losses.family_init("taylor", order)
-        np.testing.assert_array_equal(init[weights:], taylor)
-    if family in losses.INTERPOLATED_FAMILIES:  # taylor_nce's start, twice
-        base = losses.family_init("taylor_nce", order)
-        np.testing.assert_array_equal(init, np.r_[base, base[0], base[2:]])
-    if family in losses.PRIOR_FAMILIES:  # taylor_nce's start, no penalty
+    if family == "taylor_nce":  # the "taylor" start behind a zero NCE weight
+        np.testing.assert_array_equal(init, np.r_[0.0, losses.family_init("taylor",
+                                                                         order)])
+    if family == "taylor_nce_prior":  # taylor_nce's start, no penalty
         np.testing.assert_array_equal(init, np.r_[losses.family_init("taylor_nce",
                                                                      order), 0.0])
 
@@ -523,7 +376,7 @@ def test_jit_matches_eager_and_bfloat16_is_finite(name):
     fn = losses.get_loss(name)
     eager = np.asarray(fn(logits, labels))
     # Fused (jit) and op-by-op float32 may round differently: a few ulps of the
-    # batch's largest loss (the shipped loss adds one batch-wide penalty to each).
+    # batch's largest loss.
     ulps = 4 * np.finfo(np.float32).eps * np.abs(eager).max()
     np.testing.assert_allclose(jax.jit(fn)(logits, labels), eager, rtol=1e-6,
                                atol=max(1e-7, ulps))
@@ -584,8 +437,8 @@ def test_load_pretrained_and_arl_default():
     logits, labels = _points()
     np.testing.assert_allclose(
         losses.arl_loss(logits, labels),
-        losses.FAMILIES[on_disk["family"]](jnp.asarray(on_disk["coeffs"]), logits,
-                                           labels), rtol=1e-6)
+        losses.family_loss(on_disk["family"], jnp.asarray(on_disk["coeffs"]), logits,
+                           labels), rtol=1e-6)
 
 
 def test_shipped_arl_is_bounded_and_decreasing():
@@ -613,41 +466,28 @@ SEARCH_K = [2.4837, 3.6713, 14.2350, -5.6797, -1.7370, -10.2054, -0.3614]  # c =
 
 
 @pytest.mark.parametrize(("family", "coeffs"), [
-    ("taylor_ce_nce", SEARCH_K),
     ("taylor_nce", [6.7377, 0.0601, -10.0108, 0.4395, 1.3833, -2.4688]),
     ("taylor", [0.3, -2.0, 1.5, -0.7]),
-    ("taylor_anl", [0.9, 1.3, 0.2, -2.0, 0.8, 0.5]),
-    ("taylor_nce_sched", [1.5, 0.3, -2.0, 0.8, 0.4, 3.0, -4.0, -1.0, 0.5]),
-    ("taylor_nce_fit", [1.5, 0.3, -2.0, 0.8, 0.4, 3.0, -4.0, -1.0, 0.5]),
     ("taylor_nce_prior", [1.5, 0.3, -2.0, 0.8, 0.4, 0.7]),
 ])
-@pytest.mark.parametrize("progress", [0.0, 0.7])
-def test_normalise_coeffs_keeps_the_gradients_up_to_a_positive_factor(
-    family, coeffs, progress
-):
+def test_normalise_coeffs_keeps_the_gradients_up_to_a_positive_factor(family, coeffs):
     normal, scale = losses.normalise_coeffs(family, coeffs)
-    fn = functools.partial(losses.family_loss, family, progress=progress)
+    fn = functools.partial(losses.family_objective, family)
     logits, labels = _points()
 
     def grad(params):
-        g = jax.grad(lambda z: fn(jnp.asarray(params), z, labels).sum())(logits)
+        g = jax.grad(lambda z: fn(jnp.asarray(params), z, labels))(logits)
         return np.asarray(g, np.float64)
 
     g_raw, g_normal = grad(coeffs), grad(normal)
     assert scale > 0 and np.isfinite(g_normal).all()
     np.testing.assert_allclose(g_raw / scale, g_normal, rtol=2e-3, atol=1e-6)
     # Centred at p_y = 1, and it falls by ln C from uniform to perfect, like CE.
-    # (A scheduled loss falls by ln C at mid-training, the mean of its two ends.)
-    centre = {"taylor": 0, "taylor_nce": 1, "taylor_ce_nce": 2, "taylor_anl": 2,
-              "taylor_nce_sched": 1, "taylor_nce_fit": 1, "taylor_nce_prior": 1}
+    centre = {"taylor": 0, "taylor_nce": 1, "taylor_nce_prior": 1}
     assert normal[centre[family]] == 1.0
     uniform, perfect = np.zeros((1, C), np.float32), np.full((1, C), -60.0, np.float32)
     perfect[0, 0] = 60.0
-    at = {"taylor_nce_sched": functools.partial(fn, progress=0.5),
-          "taylor_nce_fit": functools.partial(losses.taylor_nce_fit_loss, fit=0.5),
-          # The penalty of one example's batch is no part of the drop.
-          "taylor_nce_prior": lambda q, z, y: losses.taylor_nce_loss(q[:-1], z, y),
-          }.get(family, fn)
+    at = functools.partial(losses.family_loss, family)  # per example: no penalty
     drop = at(jnp.asarray(normal), uniform, np.zeros(1, np.int32)) - at(
         jnp.asarray(normal), perfect, np.zeros(1, np.int32))
     np.testing.assert_allclose(drop, np.log(C), rtol=1e-4)
@@ -657,31 +497,9 @@ def test_normalise_coeffs_keeps_the_gradients_up_to_a_positive_factor(
     assert one == pytest.approx(1.0)
 
 
-def test_normalise_coeffs_turns_search_k_into_a_readable_loss():
-    # Search K's raw polynomial is ~13,000 over [0, 1]; in normal form it is about
-    # 1.26 MAE with tiny CE and NCE weights, and its values are CE-sized.
-    (a, b, c, t1, *_), scale = losses.normalise_coeffs("taylor_ce_nce", SEARCH_K)
-    assert c == 1.0 and 700 < scale < 900
-    assert 0 < a < 0.01 and 0 < b < 0.01 and -3 < t1 < -2
-    p_y = np.linspace(0.01, 0.99, 50)
-    normal, _ = losses.normalise_coeffs("taylor_ce_nce", SEARCH_K)
-    labels = np.zeros(50, np.int32)
-    curve = np.asarray(
-        losses.taylor_ce_nce_loss(jnp.asarray(normal), _logits_for(p_y), labels)
-    )
-    assert np.abs(curve).max() < 5.0 and (np.diff(curve) < 0).all()
-
-
 @pytest.mark.parametrize(("family", "coeffs", "into"), [
     ("taylor", [0.3, -2.0, 1.5], "taylor_nce"),
-    ("taylor", [0.3, -2.0, 1.5], "taylor_ce_nce"),
-    ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_ce_nce"),
     ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_nce"),
-    ("taylor", [0.3, -2.0, 1.5], "taylor_anl"),
-    ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_anl"),
-    ("taylor", [0.3, -2.0, 1.5], "taylor_nce_sched"),
-    ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_nce_fit"),
-    ("taylor", [0.3, -2.0, 1.5], "taylor_nce_conf"),
     ("taylor", [0.3, -2.0, 1.5], "taylor_nce_prior"),
     ("taylor_nce", [1.5, 1.0, -3.1, -2.0], "taylor_nce_prior"),
 ])
@@ -691,23 +509,18 @@ def test_embed_coeffs_writes_the_same_loss_in_a_larger_family(family, coeffs, in
     order = len(coeffs) - losses.family_num_params(family, 1) + 1
     assert len(big) == losses.family_num_params(into, order)
     np.testing.assert_allclose(
-        losses.family_loss(into, jnp.asarray(big), logits, labels, progress=0.4),
-        losses.FAMILIES[family](jnp.asarray(coeffs), logits, labels), rtol=1e-6)
+        losses.family_objective(into, jnp.asarray(big), logits, labels),
+        losses.family_objective(family, jnp.asarray(coeffs), logits, labels),
+        rtol=1e-6)
     with pytest.raises(ValueError, match="does not contain"):
         losses.embed_coeffs(into, big, "taylor")
 
 
-@pytest.mark.parametrize(("family", "into"), [("taylor_ce_nce", "taylor_anl"),
-                                              ("taylor_anl", "taylor_ce_nce"),
-                                              ("taylor_anl", "taylor_nce_sched"),
-                                              ("taylor_nce_sched", "taylor_nce"),
-                                              ("taylor_nce_fit", "taylor_nce_sched"),
-                                              ("taylor_nce_sched", "taylor_nce_fit"),
-                                              ("taylor_nce_prior", "taylor_nce"),
-                                              ("taylor_nce_prior", "taylor_nce_fit")])
+@pytest.mark.parametrize(("family", "into"), [("taylor_nce_prior", "taylor_nce"),
+                                              ("taylor_nce", "taylor"),
+                                              ("taylor", "taylorglo"),
+                                              ("taylorglo", "taylor_nce")])
 def test_embed_coeffs_refuses_a_family_that_is_not_contained(family, into):
-    # Both have two weights, but CE is not NNCE: neither holds the other; a loss
-    # that changes over training is in no constant family.
     with pytest.raises(ValueError, match="does not contain"):
         losses.embed_coeffs(family, [1.0, 1.0, 1.0, -1.0], into)
 
@@ -717,9 +530,7 @@ def test_embed_coeffs_refuses_a_family_that_is_not_contained(family, into):
     (("taylor", [1.0, 2.0]), "does not fall"),  # increasing in p_y
     (("taylor", [1.0, -1.0], 1), "num_classes"),
     (("taylor_nce", [1.0, 1.0]), "order"),  # no theta at all
-    (("taylor_nce_sched", [0.0, 1.0, 1.0, 0.0, 1.0]), "mid-training"),  # rising
-    (("taylor_nce_sched", [0.0, 1.0, 1.0, 0.0]), "odd length"),
-    (("taylor_nce_fit", [0.0, 1.0, 1.0, 0.0, 1.0]), "halfway between its ends"),
+    (("taylor_nce_prior", [0.0, 1.0, 1.0, 3.0]), "does not fall"),  # rising
 ])
 def test_normalise_coeffs_rejects_what_it_cannot_normalise(args, match):
     with pytest.raises(ValueError, match=match):
@@ -731,8 +542,11 @@ def test_get_loss_binds_hyperparameters():
     np.testing.assert_allclose(losses.get_loss("gce", q=0.4)(logits, labels),
                                losses.gce(logits, labels, q=0.4))
     coeffs = jnp.array([1.0, -2.0, 1.0])
-    np.testing.assert_allclose(losses.get_loss("arl", coeffs=coeffs)(logits, labels),
-                               losses.taylor_loss(coeffs, logits, labels))
+    np.testing.assert_allclose(
+        losses.arl_loss(logits, labels, coeffs=coeffs, family="taylor"),
+        losses.taylor_loss(coeffs, logits, labels))
+    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+        losses.get_loss("arl", coeffs=coeffs)
 
 
 # ------------------------------------------------------------------ bad inputs
@@ -758,6 +572,10 @@ LABELS = np.array([0, 1, 2, 3], np.int32)
     (lambda: losses.taylor_ce(LOGITS, LABELS, order=0), "order"),
     (lambda: losses.family_num_params("glo", 3), "taylorglo"),
     (lambda: losses.family_init("taylor", 0), "order"),
+    (lambda: losses.gce(LOGITS, LABELS, q=0.0), r"q must be in \(0, 1\]"),
+    (lambda: losses.gce(LOGITS, LABELS, q=-1.0), r"q must be in \(0, 1\]"),
+    (lambda: losses.arl_loss(LOGITS, LABELS, coeffs=[1.0, 2.0]), "needs family="),
+    (lambda: losses.mae(LOGITS, LABELS, where=np.ones(4)), "boolean"),
 ])
 def test_bad_input_raises_value_error(call, match):
     with pytest.raises(ValueError, match=match):
@@ -768,3 +586,94 @@ def test_label_range_check_skipped_under_jit():
     bad = np.array([0, 1, 2, C], np.int32)
     out = jax.jit(losses.cross_entropy)(LOGITS, bad)  # no concrete values: no check
     assert out.shape == (4,)
+
+
+# ------------------------------------------------------- the per-example contract
+
+
+@pytest.mark.parametrize("name", list(losses.LOSSES))
+def test_every_loss_is_per_example(name):
+    logits, labels = _points()
+    fn = losses.get_loss(name)
+    batched = np.asarray(fn(logits, labels))
+    # One example at a time (per-example gradients, DP-SGD) gives the same values.
+    single = jax.vmap(lambda z, y: fn(z[None], y[None])[0])(logits, labels)
+    np.testing.assert_allclose(single, batched, rtol=1e-5, atol=1e-6)
+    # Micro-batches of 3 and 5 (gradient accumulation) give the same values.
+    parts = np.concatenate([fn(logits[:3], labels[:3]), fn(logits[3:], labels[3:])])
+    np.testing.assert_allclose(parts, batched, rtol=1e-5, atol=1e-6)
+    # A padding mask zeroes the padded rows and leaves the others alone.
+    padded = np.concatenate([logits, np.zeros((2, C), np.float32)])
+    mask = np.r_[np.ones(8, bool), np.zeros(2, bool)]
+    masked = np.asarray(fn(padded, np.r_[labels, [0, 0]].astype(np.int32),
+                           where=mask))
+    np.testing.assert_allclose(masked[:8], batched, rtol=1e-5, atol=1e-6)
+    assert (masked[8:] == 0).all()
+    # A NaN logit stays in its row.
+    bad = logits.copy()
+    bad[3, 1] = np.nan
+    out = np.asarray(fn(bad, labels))
+    assert np.isnan(out[3]) and np.isfinite(np.delete(out, 3)).all()
+    np.testing.assert_allclose(np.delete(out, 3), np.delete(batched, 3), rtol=1e-5,
+                               atol=1e-6)
+    # ... and a mask over it keeps it out of a masked mean.
+    keep = np.arange(8) != 3
+    assert np.isfinite(losses.masked_mean(fn(bad, labels, where=keep), keep))
+
+
+def test_arl_objective_is_the_masked_mean_plus_the_batch_penalty():
+    logits, labels = _points()
+    shipped = losses.load_pretrained()
+    assert shipped["family"] == "taylor_nce_prior"
+    lam = shipped["coeffs"][-1]
+    want = np.mean(np_loss("arl", logits, labels)) + lam * float(
+        losses.class_prior_penalty(logits))
+    np.testing.assert_allclose(losses.arl_objective(logits, labels), want, rtol=1e-5)
+    # A zero-padded batch with its mask gives the unpadded batch's objective.
+    padded = np.concatenate([logits, np.zeros((5, C), np.float32)])
+    mask = np.r_[np.ones(8, bool), np.zeros(5, bool)]
+    np.testing.assert_allclose(
+        losses.arl_objective(padded, np.r_[labels, np.zeros(5, np.int32)], mask),
+        want, rtol=1e-5)
+    # The objective of a name: the mean, plus the shipped penalty for "arl".
+    np.testing.assert_allclose(losses.get_objective("arl")(logits, labels), want,
+                               rtol=1e-6)
+    np.testing.assert_allclose(losses.get_objective("gce", q=0.5)(logits, labels),
+                               np.mean(losses.gce(logits, labels, q=0.5)), rtol=1e-6)
+
+
+def test_load_loss_reads_any_loss_file_and_the_env_variable(tmp_path, monkeypatch):
+    logits, labels = _points()
+    best = {"family": "taylor_nce", "coeffs": [0.5, 1.0, -2.0, 0.3]}
+    path = tmp_path / "best_loss.json"
+    path.write_text(json.dumps(best))
+    want = losses.taylor_nce_loss(np.asarray(best["coeffs"]), logits, labels)
+    np.testing.assert_allclose(losses.load_loss(path)(logits, labels), want)
+    np.testing.assert_allclose(losses.load_loss(best)(logits, labels), want)
+    np.testing.assert_allclose(losses.load_objective(str(path))(logits, labels),
+                               np.mean(want), rtol=1e-6)
+    np.testing.assert_allclose(losses.arl_loss(logits, labels, loss_file=path), want)
+    monkeypatch.setenv(losses.ARL_LOSS_ENV, str(path))
+    np.testing.assert_allclose(losses.arl_loss(logits, labels), want)
+    assert losses.load_pretrained()["coeffs"] == best["coeffs"]
+    monkeypatch.delenv(losses.ARL_LOSS_ENV)
+    assert losses.load_pretrained()["family"] == "taylor_nce_prior"
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    ("{", "not valid JSON"),
+    ('{"coeffs": [1, 2]}', "'family' and 'coeffs'"),
+    ('{"family": "nope", "coeffs": [1, 2]}', "unknown family"),
+    ('{"family": "taylor", "coeffs": [1]}', "do not fit"),
+    ('{"family": "taylorglo", "coeffs": [1, 2, 3]}', "do not fit"),
+    ('{"family": "taylor", "coeffs": [1, NaN]}', "finite"),
+    ('{"family": "taylor", "coeffs": [1, 1e39]}', "finite"),
+])
+def test_load_loss_refuses_a_bad_file_naming_it(tmp_path, content, match):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=match) as info:
+        losses.load_loss(path)
+    assert "bad.json" in str(info.value)
+    with pytest.raises(ValueError, match="cannot read"):
+        losses.load_loss(tmp_path / "missing.json")

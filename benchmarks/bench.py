@@ -1,4 +1,4 @@
-"""Throughput of the inner run (issue 7): candidate evaluations per second.
+"""Throughput of the inner run: candidate evaluations per second.
 
 One fixed inner run (a network trained from scratch with the Taylor loss of order
 4, Adam, ``steps`` steps, then evaluated on val and test) is timed five ways:
@@ -43,10 +43,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from arl_jax import bench_torch, inner, losses
 from arl_jax import data as data_lib
-from arl_jax.bench_report import BAR, check_bar
+from arl_jax import inner, losses
 from arl_jax.models import build_model
+from benchmarks import bench_torch
+from benchmarks.bench_report import TARGETS, check_targets
 
 TAYLOR_ORDER = 4
 # The CNN's val and test sets are cut to this size: evaluating 16,000 Fashion-MNIST
@@ -343,7 +344,7 @@ def bench_devices(
         env["XLA_FLAGS"] = " ".join(flags)
         spec = json.dumps({**dataclasses.asdict(case), "quick": quick, "pop": pop,
                            "repeats": repeats})
-        cmd = [sys.executable, "-m", "arl_jax.bench", "--devices-worker", spec]
+        cmd = [sys.executable, "-m", "benchmarks.bench", "--devices-worker", spec]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
             out.append({"devices": n, "pop": pop, "error": proc.stderr[-500:]})
@@ -418,7 +419,8 @@ def run_benchmark(
     is skipped (it simulates CPU devices) and the peak is also measured at full
     float32 precision (``peak_highest``), next to the default precision's peak.
     """
-    out: dict[str, Any] = {"machine": machine_info(), "quick": quick, "bar": BAR}
+    out: dict[str, Any] = {"machine": machine_info(), "quick": quick,
+                           "targets": TARGETS}
     on_cpu = jax.default_backend() == "cpu"
     out["load_start"] = list(os.getloadavg())
     log(f"{out['machine']['accelerator']}; load {out['load_start']}; peak matmul ...")
@@ -457,8 +459,8 @@ def run_benchmark(
             res["results"].append(r)
             log(f"{case.name} vmap pop {pop}: {r['seconds']:.3f} s")
         group = inner.default_pop_chunk(cfg, d.x_train.shape[1:])
-        if BAR["pop"] in case.pops and group and group < BAR["pop"]:
-            r = bench_one_group(cfg, d, BAR["pop"], repeats, budget_s)
+        if TARGETS["pop"] in case.pops and group and group < TARGETS["pop"]:
+            r = bench_one_group(cfg, d, TARGETS["pop"], repeats, budget_s)
             res["results"].append(r)
             log(f"{case.name} vmap_one_group pop {r['pop']}: {r['seconds']:.3f} s")
         r = bench_loop(cfg, d, loop_candidates, repeats, budget_s)
@@ -499,7 +501,7 @@ def run_benchmark(
             "results": bench_devices(first, quick, device_pop, devices, repeats),
         }
     out["load_end"] = list(os.getloadavg())
-    out["bar_check"] = check_bar(out)
+    out["target_check"] = check_targets(out)
     return out
 
 

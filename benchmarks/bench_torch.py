@@ -1,4 +1,4 @@
-"""A PyTorch reference of one inner run, for the throughput benchmark (issue 7).
+"""A PyTorch reference of one inner run, for the throughput benchmark.
 
 `TorchRun` trains the same network as `arl_jax.inner.make_inner_train` does: the
 same initial weights (copied from the Flax initialisation drawn with the same key,
@@ -19,7 +19,7 @@ Three ways to run it:
   vectorised Adam.
 
 torch is an optional dependency (the ``bench`` extra, ``torch==2.13.0``, the CPU
-build); this module imports it lazily, so ``import arl_jax.bench_torch`` works
+build); this module imports it lazily, so ``import benchmarks.bench_torch`` works
 without it and `available` says whether it is there.
 """
 

@@ -1,6 +1,6 @@
-"""Reading the benchmark's results (`arl_jax.bench`): the issue's bar and markdown.
+"""Reading the benchmark's results (`benchmarks.bench`): speed targets and markdown.
 
-The bar (issue 7), per case: the engine's population evaluation (``vmap``) at pop 64
+The targets, per case: the engine's population evaluation (``vmap``) at pop 64
 at least 20x faster per candidate than eager PyTorch and 1.5x faster than the
 jitted run in a Python loop, and at least 60% of the peak FLOP/s measured in the
 same run.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-BAR = {"vs_torch": 20.0, "vs_loop": 1.5, "peak_fraction": 0.6, "pop": 64}
+TARGETS = {"vs_torch": 20.0, "vs_loop": 1.5, "peak_fraction": 0.6, "pop": 64}
 
 
 def _find(res: dict, method: str, pop: int | None = None) -> dict | None:
@@ -20,12 +20,12 @@ def _find(res: dict, method: str, pop: int | None = None) -> dict | None:
     return min(rows, key=lambda r: r["per_candidate_s"]) if rows else None
 
 
-def check_bar(out: dict[str, Any]) -> dict[str, Any]:
-    """The issue's bar, per case: vmap at pop 64 against torch eager and the loop,
+def check_targets(out: dict[str, Any]) -> dict[str, Any]:
+    """The speed targets, per case: vmap at pop 64 against torch eager and the loop,
     and vmap's best fraction of the peak (``None`` where a method is missing)."""
     checks = {}
     for name, res in out["cases"].items():
-        a = _find(res, "vmap", BAR["pop"])
+        a = _find(res, "vmap", TARGETS["pop"])
         b, c = _find(res, "loop"), _find(res, "torch")
         best = max((r["peak_fraction"] for r in res["results"]
                     if r["method"] == "vmap"), default=None)
@@ -35,14 +35,14 @@ def check_bar(out: dict[str, Any]) -> dict[str, Any]:
         # No implementation beats torch by more than peak / torch's FLOP/s.
         bound = out["peak"]["flops"] / c["flops_per_s"] if c else None
         checks[name] = {
-            "vs_torch": vs_torch, "vs_torch_met": _ge(vs_torch, BAR["vs_torch"]),
+            "vs_torch": vs_torch, "vs_torch_met": _ge(vs_torch, TARGETS["vs_torch"]),
             "vs_torch_at_peak": bound,
             "vs_loop_sharded": _sharded_vs_loop(out, name, b),
-            "vs_loop": vs_loop, "vs_loop_met": _ge(vs_loop, BAR["vs_loop"]),
+            "vs_loop": vs_loop, "vs_loop_met": _ge(vs_loop, TARGETS["vs_loop"]),
             "peak_fraction_pop64": frac,
-            "peak_fraction_pop64_met": _ge(frac, BAR["peak_fraction"]),
+            "peak_fraction_pop64_met": _ge(frac, TARGETS["peak_fraction"]),
             "peak_fraction_best": best,
-            "peak_fraction_met": _ge(best, BAR["peak_fraction"]),
+            "peak_fraction_met": _ge(best, TARGETS["peak_fraction"]),
         }
     return checks
 
@@ -65,7 +65,7 @@ def _ge(x: float | None, bound: float) -> bool | None:
 
 
 def to_markdown(out: dict[str, Any]) -> str:
-    """The results as markdown: one table per case, the device scaling, the bar."""
+    """The results as markdown: a table per case, the device scaling, the targets."""
     m = out["machine"]
     peak = out["peak"]["flops"]
     where = ""
@@ -131,11 +131,11 @@ def to_markdown(out: dict[str, Any]) -> str:
                 lines.append(f"| {r['devices']} | {r['pop']} | {r['seconds']:.3f} "
                              f"| {r['pop'] / r['seconds']:.2f} |")
         lines.append("")
-    lines += ["### The bar (pop 64)", "", "| case | vmap vs torch (>= 20x) "
+    lines += ["### Speed targets (pop 64)", "", "| case | vmap vs torch (>= 20x) "
               "[at 100% of peak] | vmap vs loop (>= 1.5x) | sharded over simulated "
               "devices vs loop | % of peak at pop 64 / best pop (>= 60%) |",
               "|---|---|---|---|---|"]
-    for name, b in out["bar_check"].items():
+    for name, b in out["target_check"].items():
         lines.append(
             f"| {name} | {_fmt(b['vs_torch'])} {_met(b['vs_torch_met'])} "
             f"[{_fmt(b.get('vs_torch_at_peak'))}] | "

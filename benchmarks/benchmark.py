@@ -1,7 +1,7 @@
-"""Candidate evaluations per second: jit+vmap against a loop and PyTorch (issue 7).
+"""Candidate evaluations per second: jit+vmap against a loop and PyTorch.
 
-    python -m experiments.benchmark --out runs/bench            # full run (minutes)
-    python -m experiments.benchmark --quick --skip-torch --out /tmp/b   # seconds
+    python -m benchmarks.benchmark --out runs/bench            # full run (minutes)
+    python -m benchmarks.benchmark --quick --skip-torch --out /tmp/b   # seconds
 
 Writes ``results.json`` and ``results.md`` to ``--out``; the logic lives in
 `arl_jax.bench` and `arl_jax.bench_report`. torch is optional (``pip install -e
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark and write results.json and results.md."""
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from arl_jax import bench, bench_report
+    from benchmarks import bench, bench_report
 
     q = args.quick
     t0 = time.perf_counter()
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch_device=args.torch_device,
         log=lambda s: print(f"[{time.perf_counter() - t0:6.1f} s] {s}", flush=True),
     )
-    out["command"] = "python -m experiments.benchmark " + shlex.join(
+    out["command"] = "python -m benchmarks.benchmark " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
     out["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,1 @@
+"""Console-script mains: each module has `main(argv=None)`."""

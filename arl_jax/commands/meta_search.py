@@ -1,0 +1,309 @@
+"""Learn a reusable noise-robust loss with CMA-ES (Gao et al., ICCV 2021).
+
+    python -m experiments.meta_search --pop 64
+    python -m experiments.meta_search --pop 8 --generations 2 --datasets synthetic
+    python -m experiments.meta_search --resume runs/search     # continue a killed run
+
+Writes into `--out`: config.json, metrics.jsonl (a line a generation), checkpoint.npz
+(after every generation), best_loss.json, selection.json (the re-scored candidates),
+fitness.png, learned_loss.png, heldout.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import json
+import os
+import shlex
+import sys
+import time
+from importlib import metadata
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from arl_jax import cli, compare, io, losses, parallel, plotting, search, tasks
+from arl_jax import data as data_lib
+
+DESCRIPTION = __doc__.split("\n")[0]
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages a result depends on."""
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("arl_jax", "jax", "jaxlib", "flax", "optax", "evosax", "numpy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def resolve_config(argv: list[str] | None) -> search.SearchConfig:
+    """Parse flags; with `--resume DIR` the run's saved config wins."""
+    cfg, parser = cli.parse_config(search.SearchConfig, argv, DESCRIPTION)
+    if cfg.resume:
+        path = os.path.join(cfg.resume, "config.json")
+        if not os.path.exists(path):
+            parser.error(f"--resume: {path} not found; is {cfg.resume!r} a run folder?")
+        with open(path) as fh:
+            saved = json.load(fh)
+        saved.update(resume=cfg.resume, out=cfg.resume)
+        cfg = search.SearchConfig(**saved)
+    elif os.path.exists(os.path.join(cfg.out, io.CHECKPOINT)):
+        # Rerunning the same command continues the search in --out (after a kill, or
+        # with more --generations); other settings would silently continue, or crash
+        # in, a search that was run with the old ones.
+        changes = search_changes(cfg.out, cfg)
+        if changes:
+            parser.error(
+                f"--out {cfg.out} holds a search run with other settings "
+                f"({'; '.join(changes)}): continue it with --resume {cfg.out}, "
+                "or choose another --out"
+            )
+    return cfg
+
+
+# Settings that a search in --out may be continued with when they differ: more
+# generations, and what happens after the generations (selection, held-out check).
+CONTINUABLE = ("generations", "select_tasks", "holdout", "holdout_noise",
+               "holdout_steps", "out", "resume", "distributed")  # fmt: skip
+
+
+def search_identity(cfg: search.SearchConfig) -> dict:
+    """The settings that make a search what it is (all but `CONTINUABLE`): a
+    checkpoint records their hash, and resumes only under the same."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in CONTINUABLE}
+
+
+def search_changes(run_dir: str, cfg: search.SearchConfig) -> list[str]:
+    """`--flag: before -> now` for each setting of `cfg` that differs from the search
+    recorded in `run_dir`/config.json, except those in `CONTINUABLE` (a checkpoint
+    without a readable config.json counts as a change)."""
+    path = os.path.join(run_dir, "config.json")
+    try:
+        with open(path) as fh:
+            before = json.load(fh)
+    except (OSError, ValueError):
+        return [f"no readable {path}"]
+    names = [f.name for f in dataclasses.fields(cfg) if f.name not in CONTINUABLE]
+    return cli.config_changes(before, cfg, names)
+
+
+def write_metrics(run_dir: str, history: list[dict]) -> None:
+    """metrics.jsonl holds exactly the checkpointed generations (rewritten whole)."""
+    text = "".join(json.dumps(r) + "\n" for r in history)
+    io.atomic_write_text(os.path.join(run_dir, "metrics.jsonl"), text)
+
+
+def plot_fitness(history: list[dict], path: str) -> None:
+    """Clean-validation accuracy per generation: the fittest candidate's and the
+    population's mean (records written before `best_val_acc` existed: -fitness)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gens = [r["generation"] for r in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    best = [r.get("best_val_acc", -r["best_fitness"]) for r in history]
+    mean = [r.get("mean_val_acc", -r["mean_fitness"]) for r in history]
+    ax.plot(gens, best, "o-", label="fittest candidate")
+    ax.plot(gens, mean, "s--", label="population mean")
+    ax.set_xlabel("generation")
+    ax.set_ylabel("mean clean validation accuracy")
+    ax.set_title("Meta-search progress (tasks redrawn every generation)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def heldout_comparison(
+    cfg: search.SearchConfig, coeffs: np.ndarray
+) -> dict[str, dict] | None:
+    """Learned loss vs CE and GCE on `cfg.holdout`, which the search never saw."""
+    if not cfg.holdout:
+        return None
+    try:
+        clean = data_lib.load(cfg.holdout, seed=cfg.seed)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"held-out comparison skipped: {err}")
+        return None
+    clean = tasks.subsample(clean, 10_000, 2_000, 0, cfg.seed)
+    key = jax.random.fold_in(jax.random.key(cfg.seed), 2 * 10**6)
+    k_noise, k_train = jax.random.split(key)
+    noisy = tasks.noisy_task_data(k_noise, clean, cfg.holdout_noise)
+    arch = next(a for a in ("mlp-s", "mlp") if a in tasks.models.ARCHS)
+    comp = compare.Comparer(
+        steps=cfg.holdout_steps, batch_size=cfg.batch_size, lr=cfg.lr
+    )
+    specs = [
+        compare.LossSpec("learned", cfg.family, tuple(float(c) for c in coeffs)),
+        compare.LossSpec("cross_entropy", "cross_entropy"),
+        compare.LossSpec("gce", "gce"),
+    ]
+    keys = jax.random.split(k_train, max(cfg.seeds, 2))
+    runs = {s.name: comp.run(s, arch, noisy, keys) for s in specs}
+    summary = compare.summarise(runs)
+    print(
+        f"\nHeld-out: {cfg.holdout}, {cfg.holdout_noise}, {arch}, "
+        f"{cfg.holdout_steps} steps, {len(keys)} seeds"
+    )
+    print(f"{'loss':<16}{'test acc':>10}{'std':>8}")
+    for name, s in summary.items():
+        print(
+            f"{name:<16}{100 * s['test_acc_mean']:>9.2f}%"
+            f"{100 * s['test_acc_std']:>7.2f}"
+        )
+    acc = {name: s["test_acc_mean"] for name, s in summary.items()}
+    if acc["learned"] < acc["cross_entropy"]:
+        gap = 100 * (acc["cross_entropy"] - acc["learned"])
+        print(f"warning: the learned loss is {gap:.2f} points below cross-entropy on "
+              f"{cfg.holdout}: it did not transfer there (experiments.ship_loss "
+              "refuses it without --force)")
+    return {
+        "dataset": cfg.holdout,
+        "noise": cfg.holdout_noise,
+        "arch": arch,
+        "steps": cfg.holdout_steps,
+        "seeds": len(keys),
+        "results": summary,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run (or resume) a search; returns the best-loss record."""
+    cfg = resolve_config(argv)
+    parallel.maybe_initialize_distributed(cfg.distributed)
+    main_proc = parallel.is_main_process()
+    run_dir = cfg.out
+    os.makedirs(run_dir, exist_ok=True)
+    mesh = parallel.make_mesh()
+    command = "python -m experiments.meta_search " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+    )
+    if main_proc:
+        io.atomic_write_json(
+            os.path.join(run_dir, "config.json"), dataclasses.asdict(cfg)
+        )
+    pool = search.TaskPool(cfg, mesh)
+    es, es_params = search.make_strategy(cfg)
+    state = search.init_es_state(cfg, es, es_params, jax.random.key(cfg.seed))
+    history: list[dict] = []
+    run_hash = io.config_hash(search_identity(cfg))
+    try:
+        saved = io.load_checkpoint(run_dir, state)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    if saved is not None:
+        state, record = saved
+        if record.get("config_hash") != run_hash:
+            sys.exit(f"error: {run_dir}/{io.CHECKPOINT} belongs to a search with other "
+                     "settings; continue it with its own settings (--resume), or use "
+                     "another --out")
+        history = record["history"]
+        print(f"resuming {run_dir} at generation {len(history)}")
+    elif cfg.resume:
+        print(f"no checkpoint in {run_dir} yet: starting from generation 0")
+    print(
+        f"devices: {len(jax.devices())} x {jax.devices()[0].platform}; "
+        f"pop {cfg.pop}, {cfg.num_params} coefficients ({cfg.family}, order "
+        f"{cfg.order}); tasks/gen {cfg.tasks}, seeds {cfg.seeds}"
+    )
+    t0 = time.time()
+    bar = tqdm(
+        range(len(history), cfg.generations),
+        initial=len(history),
+        total=cfg.generations,
+        desc="generation",
+        unit="gen",
+        disable=not main_proc,
+    )
+    for g in bar:
+        state, record = search.run_generation(cfg, es, es_params, state, pool, g)
+        record["elapsed_s"] = round(time.time() - t0, 2)
+        history.append(record)
+        if main_proc:
+            io.save_checkpoint(run_dir, parallel.to_host(state),
+                               {"config_hash": run_hash, "history": history})
+            write_metrics(run_dir, history)
+        bar.set_postfix(
+            best=f"{record['best_val_acc']:.3f}",
+            mean=f"{record['mean_val_acc']:.3f}",
+            div=f"{record['diverged_fraction']:.2f}",
+        )
+    bar.close()
+
+    # Pick the final loss: re-score the generation elites and the final mean.
+    origins = [("elite", r["generation"]) for r in history]
+    origins = (origins + [("es_mean", len(history) - 1)])[-cfg.pop :]
+    candidates = np.array(
+        [r["best_coeffs"] for r in history] + [np.asarray(state.mean)]
+    )[-cfg.pop :]
+    if cfg.select_tasks > 0:
+        idx, sel_fitness = search.select_final(cfg, pool, candidates)
+    else:
+        idx, sel_fitness = len(candidates) - 1, np.full(len(candidates), np.nan)
+    # Every re-scored candidate, so the final choice can be audited.
+    scored = [
+        {
+            "origin": origin,
+            "generation": gen,
+            "coeffs": [float(c) for c in cand],
+            "fitness": float(fit),
+        }
+        for (origin, gen), cand, fit in zip(origins, candidates, sel_fitness)
+    ]
+    coeffs = candidates[idx]
+    best = {
+        "family": cfg.family,
+        "order": cfg.order,
+        "coeffs": scored[idx]["coeffs"],
+        "fitness": scored[idx]["fitness"],
+        "fitness_definition": f"{search.FITNESS_MODES[cfg.fitness]} on "
+        f"{cfg.select_tasks} fixed selection tasks",
+        "generation": scored[idx]["generation"],
+        "origin": scored[idx]["origin"],
+        "command": command,
+        "seed": cfg.seed,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "devices": f"{len(jax.devices())} x {jax.devices()[0].device_kind}",
+        "search_seconds": round(time.time() - t0, 1),
+        "provisional": False,
+    }
+    selection = {
+        "definition": best["fitness_definition"],
+        "chosen": idx,
+        "candidates": scored,
+    }
+    held = heldout_comparison(cfg, coeffs)
+    if main_proc:
+        io.atomic_write_json(os.path.join(run_dir, "best_loss.json"), best)
+        io.atomic_write_json(os.path.join(run_dir, "selection.json"), selection)
+        if held is not None:
+            io.atomic_write_json(os.path.join(run_dir, "heldout.json"), held)
+        plot_fitness(history, os.path.join(run_dir, "fitness.png"))
+        panels = {"cross_entropy": losses.get_loss("cross_entropy"),
+                  "gce (q=0.7)": losses.get_loss("gce")}
+        base, part = losses.per_example_part(cfg.family, coeffs)
+        name = "learned" if base == cfg.family else "learned (per-example part)"
+        panels[name] = functools.partial(losses.family_loss, base,
+                                         jnp.asarray(part, jnp.float32))
+        plotting.plot_losses(panels, os.path.join(run_dir, "learned_loss.png"))
+    print(
+        f"\nbest loss ({best['origin']}): {cfg.family} coeffs "
+        f"{np.array2string(coeffs, precision=4)}; selection fitness "
+        f"{best['fitness']:.4f}; written to {run_dir}/best_loss.json"
+    )
+    return best
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""Meta-test: the learned loss against every hand-designed loss on held-out data.
+
+    python -m experiments.meta_test --dataset fashion_mnist \
+        --noise symmetric:0.2,0.4,0.6,0.8 asymmetric:0.2,0.4 \
+        --archs mlp,cnn --losses all --seeds 3
+
+Every loss (the shipped ARL, any --loss-file from a search, and each baseline at its
+published defaults) trains through the same engine, seeds vmapped. Writes into --out:
+runs.csv (a row per run, appended as runs finish: an interrupted run keeps what it
+finished and a rerun skips it), results.md (tables), accuracy_vs_noise.png,
+summary.json and config.json. Clean-label rows are always included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from arl_jax import cli, compare, io, losses, models, report, tasks
+from arl_jax import data as data_lib
+from arl_jax.cli import field as _field
+
+DESCRIPTION = __doc__.split("\n")[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaTestConfig:
+    """Settings of a meta-test run; the flags mirror the fields."""
+
+    dataset: str = _field("fashion_mnist", "dataset (never used in meta-training)")
+    noise: tuple[str, ...] = _field(
+        ("symmetric:0.2,0.4,0.6,0.8", "asymmetric:0.2,0.4"),
+        "noise settings, " + tasks.NOISE_SYNTAX + " (fixed rates only; clean rows "
+        "are always added)",
+    )
+    archs: tuple[str, ...] = _field(
+        ("mlp", "cnn"), "architectures (mlp cnn or mlp,cnn)"
+    )
+    losses: tuple[str, ...] = _field(
+        ("all",), "loss names, 'all', or 'none' (only the --loss-file losses)"
+    )
+    loss_file: tuple[str, ...] = _field((), "best_loss.json files of searches to add")
+    seeds: int = _field(3, "training seeds per setting (vmapped)")
+    steps: int = _field(2000, "training steps per run")
+    batch_size: int = _field(128, "batch size")
+    lr: float = _field(1e-3, "peak learning rate (cosine decay)")
+    optimizer: str = _field("adam", "adam or sgd (momentum 0.9)")
+    train_size: int = _field(0, "cap on training examples (0: all)")
+    out: str = _field("runs/meta_test", "output folder")
+    seed: int = _field(0, "seed (data split, noise, initialisation)")
+
+    def __post_init__(self) -> None:
+        # `--archs mlp,cnn` and `--archs mlp cnn` mean the same (so do the losses);
+        # --noise keeps its commas, which separate the rates of one kind.
+        for name in ("archs", "losses"):
+            items = tuple(x for v in getattr(self, name) for x in v.split(",") if x)
+            object.__setattr__(self, name, items)
+
+    def validate(self) -> None:
+        """Refuse bad settings before anything is trained; messages name the flag."""
+        if self.dataset not in data_lib.DATASETS:
+            raise ValueError(
+                f"--dataset: unknown {self.dataset!r}; "
+                f"valid: {', '.join(data_lib.DATASETS)}"
+            )
+        for arch in self.archs:
+            if arch not in models.ARCHS:
+                raise ValueError(
+                    f"--archs: unknown {arch!r}; valid: {', '.join(models.ARCHS)}"
+                )
+        if not self.losses:
+            raise ValueError("--losses: empty; give loss names, all, or none")
+        for name in self.losses:
+            if name not in ("all", "none") and name not in losses.LOSSES:
+                raise ValueError(
+                    f"--losses: unknown {name!r}; "
+                    f"valid: all, none, {', '.join(losses.LOSSES)}"
+                )
+        if "none" in self.losses:
+            if len(self.losses) > 1:
+                raise ValueError("--losses: none cannot be given with other names")
+            if not self.loss_file:
+                raise ValueError("--losses none runs only the --loss-file losses; "
+                                 "give at least one --loss-file")
+        for path in self.loss_file:
+            if not os.path.exists(path):
+                raise ValueError(f"--loss-file: {path} not found")
+        noise_settings(self.noise)
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"--optimizer: {self.optimizer!r}; valid: adam, sgd")
+        if not self.lr > 0:
+            raise ValueError(f"--lr must be > 0; got {self.lr}")
+        for flag in ("seeds", "steps", "batch_size"):
+            if getattr(self, flag) < 1:
+                raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
+
+
+def noise_settings(items: tuple[str, ...]) -> list[tuple[str, float]]:
+    """The noisy settings of `--noise` (`tasks.parse_noise_ranges`), each a fixed
+    rate: ``symmetric:0.2,0.4`` -> [("symmetric", 0.2), ("symmetric", 0.4)]; clean
+    ("none") is left out, since its rows are always added. A range is refused."""
+    out = []
+    for r in tasks.parse_noise_ranges(items, "--noise"):
+        if r.high > r.low:
+            raise ValueError(
+                f"--noise: {r.kind}:{r.low:g}-{r.high:g} is a range; a meta-test "
+                f"trains at fixed rates: list them, e.g. {r.kind}:{r.low:g},{r.high:g}"
+            )
+        if r.kind != "none":
+            out.append((r.kind, r.low))
+    return out
+
+
+def loss_specs(cfg: MetaTestConfig) -> list[compare.LossSpec]:
+    """ARL (shipped), searched losses, then the baselines."""
+    specs = [compare.arl_spec("arl")]
+    for path in cfg.loss_file:
+        specs.append(compare.arl_spec(compare.loss_file_label(path), path))
+    names = [n for n in losses.LOSSES if n != "arl"]
+    if "all" not in cfg.losses:  # `none`: no baseline, no shipped loss
+        names = [n for n in cfg.losses if n not in ("arl", "none")]
+        if "arl" not in cfg.losses:
+            specs = specs[1:]
+    return specs + compare.baseline_specs(names)
+
+
+# What a row's number depends on besides the loss: a rerun into a folder that has
+# rows must use the same values, or old and new rows would be averaged together.
+RECIPE = ("dataset", "noise", "seeds", "steps", "batch_size", "lr", "optimizer",
+          "train_size", "seed")  # fmt: skip
+
+
+def recipe_changes(out: str, rows: list[dict], cfg: MetaTestConfig) -> list[str]:
+    """`--flag: before -> now` for each RECIPE field that differs from the run that
+    wrote `out`'s rows ([] if there are none, or no config.json to compare with)."""
+    path = os.path.join(out, "config.json")
+    if not rows or not os.path.exists(path):
+        return []
+    with open(path) as fh:
+        return cli.config_changes(json.load(fh), cfg, RECIPE)
+
+
+def learned_coeffs_in(out: str, rows: list[dict], specs) -> dict:
+    """The family and coefficients behind each learned loss's rows in `out`.
+
+    Rows already in runs.csv are skipped on a rerun, by loss name. If `arl` (or an
+    `arl[RUN]`) now means other coefficients than when its rows were written (the
+    shipped loss changed), reusing them would mix two losses under one name: that is
+    an error, naming the rows to rename or drop. Returns the record for config.json:
+    the earlier one updated with this run's learned losses.
+    """
+    path = os.path.join(out, "config.json")
+    before = {}
+    if os.path.exists(path):
+        with open(path) as fh:
+            before = json.load(fh).get("learned_losses", {})
+    have = {r["loss"] for r in rows}
+    now = dict(before)
+    for spec in specs:
+        if spec.loss not in losses.FAMILIES:
+            continue
+        entry = {"family": spec.loss, "coeffs": list(spec.params)}
+        old = before.get(spec.name)
+        if spec.name in have and old is not None and old != entry:
+            raise ValueError(
+                f"{spec.name!r} in {out}/runs.csv was run with {old['family']} "
+                f"coeffs {old['coeffs']}, not the current {entry['coeffs']}: rename "
+                f"those rows or remove them (or use another --out)"
+            )
+        now[spec.name] = entry
+    return now
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Run the grid; returns every row (finished earlier or now)."""
+    cfg, parser = cli.parse_config(MetaTestConfig, argv, DESCRIPTION)
+    os.makedirs(cfg.out, exist_ok=True)
+    specs = loss_specs(cfg)
+    csv_path = os.path.join(cfg.out, "runs.csv")
+    old_rows = report.read_rows(csv_path)
+    changes = recipe_changes(cfg.out, old_rows, cfg)
+    if changes:
+        parser.error(
+            f"{cfg.out} holds rows of another recipe ({'; '.join(changes)}); "
+            "rerun with the same settings to extend it, or use another --out"
+        )
+    try:
+        recorded = learned_coeffs_in(cfg.out, old_rows, specs)
+    except ValueError as err:
+        parser.error(str(err))
+    config = {k: list(v) if isinstance(v, tuple) else v
+              for k, v in dataclasses.asdict(cfg).items()}  # fmt: skip
+    config["learned_losses"] = recorded
+    io.atomic_write_json(os.path.join(cfg.out, "config.json"), config)
+    try:
+        clean = data_lib.load(cfg.dataset, seed=cfg.seed)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        parser.error(f"--dataset {cfg.dataset}: {err}")
+    clean = tasks.subsample(clean, cfg.train_size, 0, 0, cfg.seed)
+    archs = [a for a in cfg.archs if models.arch_supports(a, clean.input_shape)]
+    for a in set(cfg.archs) - set(archs):
+        print(f"skipping --archs {a}: it does not accept input {clean.input_shape}")
+    settings = [("none", 0.0)] + noise_settings(cfg.noise)
+    done = {(r["arch"], r["noise"], r["loss"]) for r in old_rows}
+    writer = report.RowWriter(csv_path)
+    comp = compare.Comparer(
+        steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer
+    )
+    root = jax.random.key(cfg.seed)
+    todo = [(a, i, sp) for a in archs for i in range(len(settings)) for sp in specs]
+    bar = tqdm(todo, desc="meta-test", unit="run")
+    for arch, i, spec in bar:
+        kind, rate = settings[i]
+        noise = "none" if kind == "none" else f"{kind}:{rate:g}"
+        bar.set_postfix(arch=arch, noise=noise, loss=spec.name)
+        if (arch, noise, spec.name) in done:
+            continue
+        # Same noisy labels and the same seeds for every loss of a setting.
+        k_setting = jax.random.fold_in(root, i)
+        k_noise, k_train = jax.random.split(k_setting)
+        noisy = tasks.noisy_task_data(k_noise, clean, noise)
+        keys = jax.random.split(k_train, cfg.seeds)
+        t0 = time.time()
+        res = comp.run(spec, arch, noisy, keys)
+        secs = (time.time() - t0) / cfg.seeds
+        writer.write(
+            {
+                "dataset": cfg.dataset,
+                "arch": arch,
+                "noise": noise,
+                "kind": kind,
+                "rate": rate,
+                "loss": spec.name,
+                "seed": s,
+                "val_acc": float(res["val_acc"][s]),
+                "test_acc": float(res["test_acc"][s]),
+                "train_loss": float(res["train_loss"][s]),
+                "diverged": bool(res["diverged"][s]),
+                "seconds": round(secs, 3),
+            }  # fmt: skip
+            for s in range(cfg.seeds)
+        )
+    writer.close()
+    rows = report.read_rows(csv_path)
+    reference = learned_reference(rows)
+    summary = summarise(rows, reference)
+    tables = report.markdown_tables(rows)
+    if reference:
+        paired = report.paired_tables(rows, reference)
+        tables += ("\n" + paired) if paired else ""
+    args = sys.argv[1:] if argv is None else argv
+    opt = "SGD (momentum 0.9)" if cfg.optimizer == "sgd" else "Adam"
+    header = (
+        f"# Meta-test on {cfg.dataset}\n\n"
+        f"Command: `python -m experiments.meta_test {' '.join(args)}`\n\n"
+        f"Devices: {len(jax.devices())} x {jax.devices()[0].device_kind}; "
+        f"{cfg.steps} steps, batch {cfg.batch_size}, {opt} lr {cfg.lr}, "
+        f"{cfg.seeds} seed{'s' if cfg.seeds > 1 else ''}.\n\n"
+    )
+    io.atomic_write_text(os.path.join(cfg.out, "results.md"), header + tables)
+    report.plot_accuracy_vs_noise(rows, os.path.join(cfg.out, "accuracy_vs_noise.png"))
+    io.atomic_write_json(os.path.join(cfg.out, "summary.json"), summary)
+    print(tables)
+    return rows
+
+
+def learned_reference(rows: list[dict]) -> str | None:
+    """The learned loss the others are compared with: the shipped `arl` if it ran,
+    else the first `arl[...]` row's loss (None if no learned loss ran)."""
+    names = dict.fromkeys(r["loss"] for r in rows)
+    learned = [n for n in names if report.is_learned(n)]
+    return "arl" if "arl" in learned else (learned[0] if learned else None)
+
+
+def summarise(rows: list[dict], ref: str | None = None) -> dict:
+    """Per architecture: each loss's mean test accuracy over the noisy settings, the
+    losses ranked by it, and every loss minus the learned loss `ref` (default:
+    `learned_reference`) seed by seed (`report.paired_differences`)."""
+    agg = report.aggregate(rows)
+    ref = ref or learned_reference(rows)
+    paired = report.paired_differences(rows, ref) if ref else {}
+    out = {}
+    for arch in sorted({r["arch"] for r in rows}):
+        noisy = sorted({r["noise"] for r in rows if r["arch"] == arch} - {"none"})
+        names = sorted({r["loss"] for r in rows if r["arch"] == arch})
+        means = {
+            n: float(
+                np.mean([agg[(arch, z, n)][0] for z in noisy if (arch, z, n) in agg])
+            )
+            for n in names
+        }
+        entry = {"reference": ref, "mean_over_noisy": means,
+                 "ranking": sorted(means, key=means.get, reverse=True)}
+        if arch in paired:
+            entry["paired_minus_reference"] = paired[arch]
+        out[arch] = entry
+    return out
+
+
+if __name__ == "__main__":
+    main()
