@@ -79,3 +79,53 @@ def test_subsample_fixes_sizes_and_keeps_labels_consistent():
     # Rows are moved with their labels: every sampled row exists in the original.
     lookup = {r.tobytes(): y for r, y in zip(ds.x_train, ds.y_train)}
     assert all(lookup[r.tobytes()] == y for r, y in zip(small.x_train, small.y_train))
+
+
+def test_parse_noise_ranges_one_syntax_for_lists_and_strings():
+    # A bare SPEC adds a rate (or a range) to the kind before it, across the items
+    # of a list as within one string; the old one-kind-per-entry form is the same.
+    want = (
+        tasks.NoiseRange("symmetric", 0.2, 0.2),
+        tasks.NoiseRange("symmetric", 0.4, 0.4),
+        tasks.NoiseRange("symmetric", 0.5, 0.7),
+        tasks.NoiseRange("asymmetric", 0.2, 0.2),
+    )
+    assert tasks.parse_noise_ranges(
+        ["symmetric:0.2,0.4,0.5-0.7", "asymmetric:0.2"]) == want
+    assert tasks.parse_noise_ranges(
+        ("symmetric:0.2, 0.4,0.5-0.7,asymmetric:0.2",)) == want
+    assert tasks.parse_noise_ranges(
+        "symmetric:0.2,symmetric:0.4,symmetric:0.5-0.7,asymmetric:0.2") == want
+    # An exponent's minus sign is part of the number, not a range.
+    assert tasks.parse_noise_ranges("symmetric:2e-1") == (
+        tasks.NoiseRange("symmetric", 0.2, 0.2),)
+    assert tasks.parse_noise_ranges("pairflip:2e-1-4e-1") == (
+        tasks.NoiseRange("pairflip", 0.2, 0.4),)
+    # "none" is clean labels and ends the kind before it.
+    assert tasks.parse_noise_ranges(["none", "instance:0.3"]) == (
+        tasks.NoiseRange("none", 0.0, 0.0), tasks.NoiseRange("instance", 0.3, 0.3))
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        "0.2",  # a rate with no kind before it
+        "none,0.2",  # "none" takes no rate
+        "none:0.2",
+        "symmetric:0.2-0.4-0.6",
+        "symmetric:-0.2",
+        "symmetric:nan",
+        "symmetric:inf",
+        [],
+        ["", " , "],
+    ],
+)
+def test_bad_noise_items_are_refused_with_the_syntax(items):
+    with pytest.raises(ValueError, match="--noise"):
+        tasks.parse_noise_ranges(items)
+
+
+def test_bad_noise_names_the_flag_and_the_syntax():
+    with pytest.raises(ValueError, match="--meta-noise") as err:
+        tasks.parse_noise_ranges("gaussian:0.2", "--meta-noise")
+    assert tasks.NOISE_SYNTAX in str(err.value)
