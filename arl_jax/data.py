@@ -22,6 +22,19 @@ TFDS datasets use their train and test splits (svhn_cropped: 73,257 / 26,032; it
 "extra" split is not read). Clothing1M's training labels are its real noisy labels
 and its validation set is the official clean one (`val_fraction` is unused); use
 the noise spec "none" with it.
+
+Your own data, in every command line and in `load`:
+
+- ``npz:PATH``: a NumPy ``.npz`` with ``x_train``, ``y_train``, ``x_test``,
+  ``y_test`` (features ``[n, ...]`` float, labels ``[n]`` int in ``[0, C)``),
+  optionally ``x_val``/``y_val`` (else ``val_fraction`` of train), ``num_classes``,
+  and ``noisy_<name>`` arrays: other labels of the training examples (e.g. real
+  human annotations), used with the noise spec ``labels:<name>``.
+- ``tfds:NAME[:TRAIN_SPLIT:TEST_SPLIT][@LABEL_KEY]``: any prepared TFDS image
+  dataset, e.g. ``tfds:cifar10_n`` (clean labels ``label``; its ``worse_label``,
+  ``aggre_label``, ``random_label1`` ... become noise specs ``labels:worse_label``).
+- `register(name, loader)`: a name for a function returning a `Dataset` (e.g.
+  `Dataset.from_arrays`), usable wherever a dataset name is.
 """
 
 from __future__ import annotations
@@ -78,8 +91,26 @@ class Dataset:
     num_classes: int
     name: str
     input_shape: tuple[int, ...]
+    # Other labels of the training examples, aligned with y_train (e.g. real human
+    # noisy labels), by name: the noise spec "labels:NAME" trains on them.
+    noisy_labels: types.MappingProxyType = dataclasses.field(
+        default_factory=lambda: types.MappingProxyType({}))
 
     def __post_init__(self):
+        noisy = {}
+        for key, labels in dict(self.noisy_labels).items():
+            y = np.asarray(labels)
+            if not np.issubdtype(y.dtype, np.integer) or y.shape != np.shape(
+                    self.y_train):
+                raise ValueError(f"noisy labels {key!r} must be integers shaped like "
+                                 f"y_train {np.shape(self.y_train)}; got {y.shape}")
+            if y.size and (y.min() < 0 or y.max() >= int(self.num_classes)):
+                raise ValueError(f"noisy labels {key!r} outside "
+                                 f"0..{self.num_classes - 1}")
+            y = y.astype(np.int32)
+            y.setflags(write=False)
+            noisy[str(key)] = y
+        object.__setattr__(self, "noisy_labels", types.MappingProxyType(noisy))
         shape = tuple(int(d) for d in self.input_shape)
         object.__setattr__(self, "input_shape", shape)
         object.__setattr__(self, "num_classes", int(self.num_classes))
@@ -102,11 +133,52 @@ class Dataset:
             object.__setattr__(self, f"y_{split}", y)
 
     def __repr__(self) -> str:
+        noisy = f", noisy_labels={list(self.noisy_labels)}" if self.noisy_labels else ""
         return (
             f"Dataset(name={self.name!r}, num_classes={self.num_classes}, "
             f"input_shape={self.input_shape}, train={len(self.y_train)}, "
-            f"val={len(self.y_val)}, test={len(self.y_test)})"
+            f"val={len(self.y_val)}, test={len(self.y_test)}{noisy})"
         )
+
+    @classmethod
+    def from_arrays(
+        cls, x_train, y_train, x_test, y_test, *, x_val=None, y_val=None,
+        noisy_labels: dict | None = None, num_classes: int | None = None,
+        name: str = "arrays", val_fraction: float = 0.1, seed: int = 0,
+    ) -> Dataset:
+        """A dataset of your own arrays.
+
+        Args:
+          x_train, y_train, x_test, y_test: features ``[n, ...]`` and clean integer
+            labels ``[n]`` in ``[0, num_classes)``.
+          x_val, y_val: a clean validation split; if not given, `val_fraction` of
+            the training set (chosen with `seed`) becomes it.
+          noisy_labels: ``{name: [n_train] int}`` other labels of the training
+            examples (e.g. real human annotations), for the noise spec
+            ``labels:name``.
+          num_classes: default ``max label + 1``.
+          name: what tables and errors call it.
+        """
+        y_train = np.asarray(y_train)
+        noisy = {k: np.asarray(v) for k, v in (noisy_labels or {}).items()}
+        for k, v in noisy.items():
+            if v.shape != y_train.shape:
+                raise ValueError(f"noisy labels {k!r} have shape {v.shape}; y_train "
+                                 f"has {y_train.shape}")
+        if num_classes is None:
+            every = [y_train, np.asarray(y_test), *noisy.values()]
+            every += [] if y_val is None else [np.asarray(y_val)]
+            num_classes = max(2, int(max(int(v.max()) for v in every if v.size)) + 1)
+        if (x_val is None) != (y_val is None):
+            raise ValueError("give both x_val and y_val, or neither")
+        if x_val is None:
+            x_train, y_train, x_val, y_val, idx = split_train_val(
+                np.asarray(x_train), y_train, val_fraction, seed, return_index=True)
+            noisy = {k: v[idx] for k, v in noisy.items()}
+        x_train = np.asarray(x_train)
+        return cls(x_train, y_train, x_val, y_val, x_test, y_test,
+                   num_classes=num_classes, name=name,
+                   input_shape=x_train.shape[1:], noisy_labels=noisy)
 
 
 def load(
@@ -142,21 +214,38 @@ def load(
       A `Dataset`. Missing data raises FileNotFoundError saying how to get it; a
       checksum mismatch raises ValueError.
     """
-    if name not in _LOADERS:
-        valid = ", ".join(DATASETS)
-        raise ValueError(f"unknown dataset {name!r}; valid names: {valid}")
+    check_name(name)
+    if name in _REGISTERED:
+        ds = _REGISTERED[name]()
+        if not isinstance(ds, Dataset):
+            raise ValueError(f"the loader registered as {name!r} returned "
+                             f"{type(ds).__name__}, not a Dataset")
+        return ds
     if not isinstance(seed, int | np.integer):
         raise ValueError(f"seed must be an int, got {seed!r}")
     if not (math.isfinite(val_fraction) and 0.0 <= val_fraction < 1.0):
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-    raw = _LOADERS[name](data_dir=data_dir, **kwargs)
-    if raw.x_val is not None:  # an official clean validation split (clothing1m)
+    prefix, _, rest = name.partition(":")
+    if prefix == "npz":
+        raw = _read_npz(rest)
+    elif prefix == "tfds":
+        tfds_name, splits, label_key = parse_tfds_name(rest)
+        raw = readers.read_tfds(tfds_name, data_dir, splits=splits,
+                                label_key=label_key, **kwargs)
+    else:
+        raw = _LOADERS[name](data_dir=data_dir, **kwargs)
+    noisy = dict(raw.noisy or {})
+    if raw.x_val is not None:  # an official clean validation split
         x_tr, y_tr, x_val, y_val = raw.x_train, raw.y_train, raw.x_val, raw.y_val
     else:
-        x_tr, y_tr, x_val, y_val = split_train_val(
-            raw.x_train, raw.y_train, val_fraction, seed
+        x_tr, y_tr, x_val, y_val, idx = split_train_val(
+            raw.x_train, raw.y_train, val_fraction, seed, return_index=True
         )
-    num_classes = kwargs.get("num_classes", NUM_CLASSES[name])
+        noisy = {k: v[idx] for k, v in noisy.items()}
+    num_classes = kwargs.get("num_classes", raw.num_classes or NUM_CLASSES.get(name))
+    if num_classes is None:  # a file of the user's: the largest label + 1
+        every = [raw.y_train, raw.y_test, *noisy.values()]
+        num_classes = max(2, max(int(v.max()) for v in every if v.size) + 1)
     return Dataset(
         x_tr,
         y_tr,
@@ -167,21 +256,92 @@ def load(
         num_classes=num_classes,
         name=name,
         input_shape=raw.x_train.shape[1:],
+        noisy_labels=noisy,
     )
 
 
+def parse_tfds_name(text: str) -> tuple[str, tuple[str, str], str]:
+    """``NAME[:TRAIN:TEST][@LABEL_KEY]`` -> (name, (train split, test split), label
+    key); defaults ``("train", "test")`` and ``"label"``."""
+    text, _, label_key = text.partition("@")
+    name, *splits = text.split(":")
+    if not name or len(splits) not in (0, 2) or not all(splits):
+        raise ValueError(f"tfds:{text}: expected tfds:NAME[:TRAIN_SPLIT:TEST_SPLIT]"
+                         "[@LABEL_KEY], e.g. tfds:cifar10_n or tfds:mnist:train:test")
+    return name, tuple(splits) or ("train", "test"), label_key or "label"
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _read_npz(path: str) -> readers.RawData:
+    """A user's ``.npz`` (see the module docstring for its keys)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as err:
+        raise FileNotFoundError(f"npz:{path}: cannot read it ({err})") from None
+    missing = [k for k in NPZ_KEYS if k not in arrays]
+    if missing:
+        raise ValueError(f"npz:{path}: missing arrays {missing}; it needs "
+                         f"{', '.join(NPZ_KEYS)} (optional x_val, y_val, num_classes, "
+                         "noisy_<name>)")
+    noisy = {k[len("noisy_"):]: v for k, v in arrays.items() if k.startswith("noisy_")}
+    for k in ("y_train", "y_test", "y_val", *(f"noisy_{n}" for n in noisy)):
+        if k in arrays and not np.issubdtype(arrays[k].dtype, np.integer):
+            raise ValueError(f"npz:{path}: {k} must hold integer labels; got "
+                             f"{arrays[k].dtype}")
+    return readers.RawData(
+        arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+        arrays.get("x_val"), arrays.get("y_val"), noisy or None,
+        int(arrays["num_classes"]) if "num_classes" in arrays else None)
+
+
+_REGISTERED: dict[str, Callable[[], Dataset]] = {}
+
+
+def register(name: str, loader: Callable[[], Dataset] | Dataset) -> None:
+    """Make `name` a dataset name (for `load`, the search and the meta-test): a
+    function returning a `Dataset`, or a `Dataset` itself."""
+    if not name or ":" in name or name in _LOADERS:
+        raise ValueError(f"cannot register {name!r}: a built-in name, empty, or with "
+                         "':' (reserved for npz: and tfds:)")
+    _REGISTERED[name] = loader if callable(loader) else (lambda: loader)
+
+
+def check_name(name: str) -> None:
+    """Raise ValueError (naming the fix) unless `name` is a dataset `load` knows: a
+    built-in name, a registered one, ``npz:PATH`` of an existing file, or
+    ``tfds:NAME...``. Cheap: nothing is read."""
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix == "npz":
+        if not os.path.isfile(rest):
+            raise ValueError(f"dataset npz:{rest}: no such file")
+        return
+    if sep and prefix == "tfds":
+        parse_tfds_name(rest)
+        return
+    if name not in _LOADERS and name not in _REGISTERED:
+        valid = ", ".join([*DATASETS, *_REGISTERED])
+        raise ValueError(f"unknown dataset {name!r}; valid names: {valid}, "
+                         "npz:PATH or tfds:NAME")
+
+
 def split_train_val(
-    x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train, y_train, x_val, y_val): the first round(val_fraction * n) indices of
-    `np.random.default_rng(seed).permutation(n)` go to validation, the rest to train."""
+    x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int,
+    return_index: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """(x_train, y_train, x_val, y_val[, train_index]): the first round(val_fraction
+    * n) indices of `np.random.default_rng(seed).permutation(n)` go to validation,
+    the rest to train (their indices into `x` are `train_index`)."""
     n = len(y)
     n_val = int(round(val_fraction * n))
     if n_val >= n:
         raise ValueError(f"val_fraction {val_fraction} leaves no training example")
     perm = np.random.default_rng(seed).permutation(n)
     val, train = perm[:n_val], perm[n_val:]
-    return x[train], y[train], x[val], y[val]
+    out = (x[train], y[train], x[val], y[val])
+    return (*out, train) if return_index else out
 
 
 def make_synthetic(

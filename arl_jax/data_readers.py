@@ -55,6 +55,9 @@ class RawData(NamedTuple):
     y_test: np.ndarray
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
+    # Other label sets of the training examples (real human noisy labels), by name.
+    noisy: dict[str, np.ndarray] | None = None
+    num_classes: int | None = None  # when the source says (TFDS ClassLabel)
 
 
 def candidate_dirs(data_dir: str | os.PathLike | None, subdirs: Sequence[str]) -> list:
@@ -157,11 +160,29 @@ def _scale_images(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, dtype=np.float32) / np.float32(255.0)
 
 
-def read_data_source(source: Any, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Read every example of a TFDS random-access data source into (images, labels).
+def _label_keys(source: Any, label_key: str) -> list[str]:
+    """The class-label features of a TFDS source other than `label_key` (e.g.
+    cifar10_n's worse_label, aggre_label, random_label1..3)."""
+    try:
+        features = source.dataset_info.features
+    except AttributeError:
+        return []
+    import tensorflow_datasets as tfds
 
-    Batched reads (`__getitems__`) where the source supports them, else one by one:
-    the mock in `tfds.testing.mock_data` (4.9.x) installs an unbound `__getitems__`.
+    return [k for k, f in features.items()
+            if isinstance(f, tfds.features.ClassLabel) and k != label_key]
+
+
+def read_data_source(
+    source: Any, chunk: int = 2048, label_key: str = "label"
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Read every example of a TFDS random-access data source.
+
+    Returns ``(images, labels, other)``: the ``image`` feature, the `label_key`
+    feature, and every other class-label feature by name (a dataset's real noisy
+    labels). Batched reads (`__getitems__`) where the source supports them, else
+    one by one: the mock in `tfds.testing.mock_data` (4.9.x) installs an unbound
+    `__getitems__`.
     """
     n = len(source)
     if n == 0:
@@ -177,9 +198,15 @@ def read_data_source(source: Any, chunk: int = 2048) -> tuple[np.ndarray, np.nda
             except TypeError:
                 batched = False
         examples.extend(source[i] for i in keys)
+    if label_key not in examples[0]:
+        keys = sorted(k for k, v in examples[0].items() if np.ndim(v) == 0)
+        raise KeyError(f"no label key {label_key!r}; this dataset's scalar features: "
+                       f"{', '.join(keys)}")
     images = np.stack([np.asarray(ex["image"]) for ex in examples])
-    labels = np.asarray([int(ex["label"]) for ex in examples], dtype=np.int32)
-    return images, labels
+    labels = np.asarray([int(ex[label_key]) for ex in examples], dtype=np.int32)
+    other = {k: np.asarray([int(ex[k]) for ex in examples], dtype=np.int32)
+             for k in _label_keys(source, label_key)}
+    return images, labels, other
 
 
 def tfds_missing_message(name: str, data_dir: str | os.PathLike | None) -> str:
@@ -187,12 +214,24 @@ def tfds_missing_message(name: str, data_dir: str | os.PathLike | None) -> str:
     where = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
     return (
         f"TFDS dataset {name!r} is not prepared in array_record format under "
-        f"{where}. On a machine with internet access run\n"
+        f"{where}. Preparing it needs network access and TensorFlow "
+        "(pip install 'arl_jax[tfds-prepare]'); on such a machine run\n"
         f"  tfds build {name} --file_format=array_record --data_dir=DIR\n"
-        f"(or tfds.builder({name!r}, data_dir=DIR).download_and_prepare("
-        "file_format='array_record')), copy DIR here and pass data_dir=DIR (or set "
-        "$TFDS_DATA_DIR); or pass download=True to load() on a connected machine."
+        "then copy DIR here and pass data_dir=DIR (or set $TFDS_DATA_DIR), or pass "
+        "download=True to load() on that machine."
     )
+
+
+def _tfds_prepare_problem() -> str | None:
+    """What is missing to download and prepare a TFDS image dataset, or None."""
+    import importlib.util
+
+    missing = [m for m in ("tensorflow", "importlib_resources")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        return (f"preparing a TFDS dataset needs {' and '.join(missing)}, which "
+                "are not installed: pip install 'arl_jax[tfds-prepare]'")
+    return None
 
 
 def read_tfds(
@@ -201,17 +240,27 @@ def read_tfds(
     *,
     download: bool = False,
     transpose: bool = False,
+    splits: tuple[str, str] = ("train", "test"),
+    label_key: str = "label",
 ) -> RawData:
     """The train and test splits of TFDS dataset `name` through `tfds.data_source`
-    (array_record random access; TensorFlow is not needed). Images scaled /255.
+    (array_record random access; TensorFlow is not needed to read). Images scaled
+    /255. The labels are the `label_key` feature; every other class-label feature
+    of the training split (e.g. cifar10_n's ``worse_label``) is kept in
+    ``RawData.noisy`` for the noise spec ``labels:NAME``.
 
     `transpose=True` swaps height and width (EMNIST is stored transposed).
-    Raises FileNotFoundError saying how to prepare the data when it is missing.
+    Raises FileNotFoundError saying how to prepare the data when it is missing
+    (and, with `download`, what is missing to prepare it).
     """
     import tensorflow_datasets as tfds
 
-    arrays = []
-    for split in ("train", "test"):
+    if download:
+        problem = _tfds_prepare_problem()
+        if problem:
+            raise FileNotFoundError(f"TFDS dataset {name!r}: {problem}")
+    arrays, noisy = [], None
+    for split in splits:
         try:
             source = tfds.data_source(
                 name,
@@ -219,7 +268,9 @@ def read_tfds(
                 data_dir=None if data_dir is None else str(data_dir),
                 download=download,
             )
-            images, labels = read_data_source(source)
+            images, labels, other = read_data_source(source, label_key=label_key)
+        except KeyError as err:
+            raise ValueError(f"TFDS dataset {name!r}: {err.args[0]}") from None
         except Exception as err:  # tfds raises many types for "not prepared"
             raise FileNotFoundError(tfds_missing_message(name, data_dir)) from err
         if images.ndim == 3:
@@ -227,7 +278,12 @@ def read_tfds(
         if transpose:
             images = np.swapaxes(images, 1, 2)
         arrays += [_scale_images(images), labels]
-    return RawData(*arrays)
+        noisy = other if noisy is None else noisy
+    try:
+        num_classes = int(source.dataset_info.features[label_key].num_classes)
+    except (AttributeError, KeyError, TypeError):
+        num_classes = None
+    return RawData(*arrays, noisy=noisy or None, num_classes=num_classes)
 
 
 def read_usps(data_dir: str | os.PathLike | None) -> RawData:

@@ -342,11 +342,19 @@ def parse_noise_spec(spec: str) -> tuple[str, float]:
 
 def apply_noise(key: jax.Array, dataset: Dataset, spec: str) -> Dataset:
     """A copy of `dataset` whose `y_train` is corrupted as `spec` says (see
-    `parse_noise_spec`); validation and test sets are untouched.
+    `parse_noise_spec`), or replaced by the dataset's own noisy labels NAME for the
+    spec ``labels:NAME`` (real human noise); validation and test sets are untouched.
 
     "asymmetric" uses the mapping registered for `dataset.name` (ValueError when
     there is none); "instance" and "nearest" use `dataset.x_train` as the features.
     """
+    if isinstance(spec, str) and spec.startswith("labels:"):
+        key = spec[len("labels:"):]
+        if key not in dataset.noisy_labels:
+            have = ", ".join(dataset.noisy_labels) or "none"
+            raise ValueError(f"noise spec {spec!r}: dataset {dataset.name!r} has no "
+                             f"noisy labels {key!r} (it has: {have})")
+        return dataclasses.replace(dataset, y_train=dataset.noisy_labels[key])
     kind, rate = parse_noise_spec(spec)
     if kind == "none":
         return dataset
@@ -389,6 +397,15 @@ def realised_transition(clean, noisy, num_classes: int) -> np.ndarray:
     counts = counts.reshape(num_classes, num_classes).astype(np.float64)
     rows = counts.sum(axis=1, keepdims=True)
     return np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+
+
+def realised_rate(clean, noisy) -> float:
+    """The share of labels that differ between `clean` and `noisy`: the noise rate
+    that a label set (e.g. a dataset's real human labels) realises."""
+    clean, noisy = np.asarray(clean).ravel(), np.asarray(noisy).ravel()
+    if clean.shape != noisy.shape:
+        raise ValueError(f"clean {clean.shape} and noisy {noisy.shape} differ")
+    return float(np.mean(clean != noisy)) if clean.size else 0.0
 
 
 def _is_tracer(x) -> bool:

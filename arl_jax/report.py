@@ -87,7 +87,10 @@ def noisy_means(rows: list[dict]) -> dict[tuple[str, str], tuple[float, int]]:
 def _noise_order(noises: Iterable[str]) -> list[str]:
     def key(n: str) -> tuple:
         kind, _, rate = n.partition(":")
-        return (kind != "none", kind, float(rate or 0))
+        try:
+            return (kind != "none", kind, float(rate or 0), "")
+        except ValueError:  # labels:NAME, a dataset's own noisy labels
+            return (kind != "none", kind, 0.0, rate)
 
     return sorted(set(noises), key=key)
 

@@ -98,10 +98,13 @@ class SearchConfig:
         for flag in ("generations", "tasks", "seeds", "steps", "batch_size"):
             if getattr(self, flag) < 1:
                 raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
-        if not (self.sigma > 0 and np.isfinite(self.sigma)):
-            raise ValueError(f"--sigma must be a positive number (got {self.sigma})")
-        if not (self.lr > 0 and np.isfinite(self.lr)):
-            raise ValueError(f"--lr must be a positive number (got {self.lr})")
+        # Checked in float32, the dtype CMA-ES and the inner runs use them in.
+        big = float(np.finfo(np.float32).max) / 1e3
+        if not (0 < self.sigma < big):
+            raise ValueError(f"--sigma must be a positive float32 number below "
+                             f"{big:.0e} (got {self.sigma})")
+        if not (0 < self.lr < big):
+            raise ValueError(f"--lr must be a positive float32 number (got {self.lr})")
         if self.init:
             try:
                 init = [float(v) for v in self.init.split(",")]
@@ -109,11 +112,14 @@ class SearchConfig:
                 raise ValueError(
                     f"--init: not a list of numbers: {self.init!r}"
                 ) from None
-            if len(init) != self.num_params or not np.all(np.isfinite(init)):
+            if len(init) != self.num_params:
                 raise ValueError(
-                    f"--init: needs {self.num_params} finite numbers for family "
-                    f"{self.family!r} of order {self.order} (got {len(init)})"
+                    f"--init: family {self.family!r} of order {self.order} needs "
+                    f"{self.num_params} numbers (got {len(init)})"
                 )
+            if not all(abs(v) < big for v in init):  # NaN fails too
+                raise ValueError(f"--init: every number must be finite and below "
+                                 f"{big:.0e} in magnitude (got {self.init!r})")
         if self.fitness not in FITNESS_MODES:
             raise ValueError(
                 f"--fitness must be one of {', '.join(FITNESS_MODES)} "
@@ -125,11 +131,10 @@ class SearchConfig:
         if not names:
             raise ValueError("--datasets: give at least one dataset")
         for name in names:
-            if name not in data_lib.DATASETS:
-                raise ValueError(
-                    f"--datasets: unknown dataset {name!r}; "
-                    f"valid: {', '.join(data_lib.DATASETS)}"
-                )
+            try:
+                data_lib.check_name(name)
+            except ValueError as err:
+                raise ValueError(f"--datasets: {err}") from None
         archs = tasks.split_list(self.archs)
         if not archs:
             raise ValueError("--archs: give at least one architecture")
@@ -147,10 +152,23 @@ class SearchConfig:
                     f"{name!r} "
                     "(asymmetric noise has no mapping for it)"
                 )
-        if self.holdout and self.holdout not in data_lib.DATASETS:
-            raise ValueError(f"--holdout: unknown dataset {self.holdout!r}")
-        if self.holdout:
-            tasks.parse_noise_ranges(self.holdout_noise, "--holdout-noise")
+        if self.holdout:  # checked now: it is used only after the whole search
+            try:
+                data_lib.check_name(self.holdout)
+            except ValueError as err:
+                raise ValueError(f"--holdout: {err}") from None
+            ranges = tasks.parse_noise_ranges(self.holdout_noise, "--holdout-noise")
+            if len(ranges) != 1 or ranges[0].high > ranges[0].low:
+                raise ValueError(f"--holdout-noise: one setting at a fixed rate, e.g. "
+                                 f"symmetric:0.6 (got {self.holdout_noise!r})")
+            if not tasks.noise_fits(ranges[0].kind, self.holdout):
+                raise ValueError(f"--holdout-noise {self.holdout_noise}: "
+                                 f"{self.holdout} has no asymmetric mapping; use "
+                                 "another kind, or --holdout ''")
+            if self.holdout_steps < 1:
+                raise ValueError(f"--holdout-steps must be >= 1 (got "
+                                 f"{self.holdout_steps}); --holdout '' skips the "
+                                 "held-out check")
 
     @property
     def num_params(self) -> int:

@@ -21,15 +21,19 @@ from arl_jax import models, noise
 
 @dataclasses.dataclass(frozen=True)
 class NoiseRange:
-    """One noise kind with its rate range, parsed from e.g. `symmetric:0.2-0.8`."""
+    """One noise kind with its rate range, parsed from e.g. `symmetric:0.2-0.8`; or
+    a dataset's own noisy labels (`labels:NAME`: kind "labels", `key` NAME)."""
 
     kind: str
     low: float
     high: float
+    key: str = ""
 
     def spec(self, rate: float) -> str:
         """The `noise.apply_noise` spec string for `rate`."""
-        return "none" if self.kind == "none" else f"{self.kind}:{rate:.4f}"
+        if self.kind in ("none", "labels"):
+            return "none" if self.kind == "none" else f"labels:{self.key}"
+        return f"{self.kind}:{rate:.4f}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +53,8 @@ def split_list(text: str) -> tuple[str, ...]:
 
 NOISE_SYNTAX = (
     "KIND:RATE, KIND:R1,R2,... (a list) or KIND:LOW-HIGH (a range), space or comma "
-    "separated; e.g. symmetric:0.2,0.4 asymmetric:0.2-0.4 none"
+    "separated, e.g. symmetric:0.2,0.4 asymmetric:0.2-0.4 none; labels:NAME trains "
+    "on the dataset's own noisy labels NAME"
 )
 
 
@@ -94,6 +99,13 @@ def parse_noise_ranges(
             if ":" in entry:
                 kind, _, entry = entry.partition(":")
                 kind = kind.strip()
+            if kind == "labels":
+                if not entry.strip():
+                    raise ValueError(f"{flag}: labels: needs the name of the "
+                                     "dataset's noisy labels, e.g. labels:worse_label")
+                out.append(NoiseRange("labels", 0.0, 0.0, entry.strip()))
+                kind = None
+                continue
             if kind not in noise.NOISE_KINDS or kind == "none":
                 raise ValueError(
                     f"{flag}: cannot parse {item!r}; expected {NOISE_SYNTAX}, with "
@@ -115,7 +127,8 @@ def parse_noise_ranges(
 
 
 def noise_fits(kind: str, dataset: str) -> bool:
-    """Whether the noise `kind` is defined for `dataset` (asymmetric needs a map)."""
+    """Whether the noise `kind` is defined for `dataset` (asymmetric needs a map;
+    "labels" is checked against the loaded dataset, by `noise.apply_noise`)."""
     return kind != "asymmetric" or dataset in noise.ASYMMETRIC_MAPPINGS
 
 
@@ -134,18 +147,20 @@ def subsample(
     """The first `n` examples of each split after a seeded shuffle (0 keeps all)."""
     rng = np.random.default_rng(seed)
 
-    def cut(x: np.ndarray, y: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if n <= 0 or n >= len(y):
-            return x, y
-        idx = rng.permutation(len(y))[:n]
-        return x[idx], y[idx]
+    def cut(n: int, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        if n <= 0 or n >= len(arrays[0]):
+            return arrays
+        idx = rng.permutation(len(arrays[0]))[:n]
+        return tuple(a[idx] for a in arrays)
 
-    x_tr, y_tr = cut(ds.x_train, ds.y_train, train_size)
-    x_va, y_va = cut(ds.x_val, ds.y_val, val_size)
-    x_te, y_te = cut(ds.x_test, ds.y_test, test_size)
+    names = list(ds.noisy_labels)
+    x_tr, y_tr, *noisy = cut(train_size, ds.x_train, ds.y_train,
+                             *(ds.noisy_labels[k] for k in names))
+    x_va, y_va = cut(val_size, ds.x_val, ds.y_val)
+    x_te, y_te = cut(test_size, ds.x_test, ds.y_test)
     return dataclasses.replace(
-        ds, x_train=x_tr, y_train=y_tr, x_val=x_va, y_val=y_va, x_test=x_te, y_test=y_te
-    )
+        ds, x_train=x_tr, y_train=y_tr, x_val=x_va, y_val=y_va, x_test=x_te,
+        y_test=y_te, noisy_labels=dict(zip(names, noisy, strict=True)))
 
 
 def compatible_archs(dataset: data_lib.Dataset, archs: tuple[str, ...]) -> list[str]:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from arl_jax import cli, compare, io, losses, models, report, tasks
 from arl_jax import data as data_lib
+from arl_jax import noise as noise_lib
 from arl_jax.cli import field as _field
 
 DESCRIPTION = __doc__.split("\n")[0]
@@ -65,11 +66,10 @@ class MetaTestConfig:
 
     def validate(self) -> None:
         """Refuse bad settings before anything is trained; messages name the flag."""
-        if self.dataset not in data_lib.DATASETS:
-            raise ValueError(
-                f"--dataset: unknown {self.dataset!r}; "
-                f"valid: {', '.join(data_lib.DATASETS)}"
-            )
+        try:
+            data_lib.check_name(self.dataset)
+        except ValueError as err:
+            raise ValueError(f"--dataset: {err}") from None
         for arch in self.archs:
             if arch not in models.ARCHS:
                 raise ValueError(
@@ -102,10 +102,12 @@ class MetaTestConfig:
                 raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
 
 
-def noise_settings(items: tuple[str, ...]) -> list[tuple[str, float]]:
-    """The noisy settings of `--noise` (`tasks.parse_noise_ranges`), each a fixed
-    rate: ``symmetric:0.2,0.4`` -> [("symmetric", 0.2), ("symmetric", 0.4)]; clean
-    ("none") is left out, since its rows are always added. A range is refused."""
+def noise_settings(items: tuple[str, ...]) -> list[tuple[str, float, str]]:
+    """The noisy settings of `--noise` (`tasks.parse_noise_ranges`) as ``(kind,
+    rate, spec)``, each at a fixed rate: ``symmetric:0.2,0.4`` -> [("symmetric", 0.2,
+    "symmetric:0.2"), ("symmetric", 0.4, "symmetric:0.4")]; ``labels:NAME`` (a
+    dataset's own noisy labels) has rate NaN until measured. Clean ("none") is left
+    out, since its rows are always added. A range, or a setting twice, is refused."""
     out = []
     for r in tasks.parse_noise_ranges(items, "--noise"):
         if r.high > r.low:
@@ -113,8 +115,14 @@ def noise_settings(items: tuple[str, ...]) -> list[tuple[str, float]]:
                 f"--noise: {r.kind}:{r.low:g}-{r.high:g} is a range; a meta-test "
                 f"trains at fixed rates: list them, e.g. {r.kind}:{r.low:g},{r.high:g}"
             )
-        if r.kind != "none":
-            out.append((r.kind, r.low))
+        if r.kind == "labels":
+            out.append(("labels", float("nan"), f"labels:{r.key}"))
+        elif r.kind != "none":
+            out.append((r.kind, r.low, f"{r.kind}:{r.low:g}"))
+    specs = [s for _, _, s in out]
+    twice = sorted({s for s in specs if specs.count(s) > 1})
+    if twice:
+        raise ValueError(f"--noise: {', '.join(twice)} given twice; list each once")
     return out
 
 
@@ -207,7 +215,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     archs = [a for a in cfg.archs if models.arch_supports(a, clean.input_shape)]
     for a in set(cfg.archs) - set(archs):
         print(f"skipping --archs {a}: it does not accept input {clean.input_shape}")
-    settings = [("none", 0.0)] + noise_settings(cfg.noise)
+    settings = [("none", 0.0, "none")] + noise_settings(cfg.noise)
+    for kind, _, spec in settings:  # before any training: every setting applies
+        if kind == "labels" and spec[len("labels:"):] not in clean.noisy_labels:
+            have = ", ".join(clean.noisy_labels) or "none"
+            parser.error(f"--noise {spec}: {cfg.dataset} has no such noisy labels "
+                         f"(it has: {have})")
+        if kind == "asymmetric" and not tasks.noise_fits(kind, cfg.dataset):
+            parser.error(f"--noise {spec}: {cfg.dataset} has no asymmetric mapping; "
+                         "use symmetric, pairflip, instance or nearest noise")
     done = {(r["arch"], r["noise"], r["loss"]) for r in old_rows}
     writer = report.RowWriter(csv_path)
     comp = compare.Comparer(
@@ -217,8 +233,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     todo = [(a, i, sp) for a in archs for i in range(len(settings)) for sp in specs]
     bar = tqdm(todo, desc="meta-test", unit="run")
     for arch, i, spec in bar:
-        kind, rate = settings[i]
-        noise = "none" if kind == "none" else f"{kind}:{rate:g}"
+        kind, rate, noise = settings[i]
         bar.set_postfix(arch=arch, noise=noise, loss=spec.name)
         if (arch, noise, spec.name) in done:
             continue
@@ -226,6 +241,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         k_setting = jax.random.fold_in(root, i)
         k_noise, k_train = jax.random.split(k_setting)
         noisy = tasks.noisy_task_data(k_noise, clean, noise)
+        if kind == "labels":  # the rate the dataset's own labels realise
+            rate = noise_lib.realised_rate(clean.y_train, noisy.y_train)
         keys = jax.random.split(k_train, cfg.seeds)
         t0 = time.time()
         res = comp.run(spec, arch, noisy, keys)
