@@ -154,6 +154,7 @@ def test_digits28_is_digits_upscaled_and_distorted(local_sets):
             data.make_digits28(images, **bad)
 
 
+@pytest.mark.slow
 def test_fontdigits_are_seeded_balanced_readable_digits():
     glyphs = data._font_glyphs()
     assert glyphs.shape == (len(data.FONTDIGITS_FONTS), 10, 56, 56)

@@ -19,11 +19,11 @@ CASES = [
     ("mlp-s", (40,)),
     ("mlp-l", (8, 8, 1)),
     ("mlp-dropout", (20,)),
-    ("cnn", (28, 28, 1)),
+    pytest.param("cnn", (28, 28, 1), marks=pytest.mark.slow),
     ("cnn", (8, 8, 1)),
-    ("lenet", (28, 28, 1)),
+    pytest.param("lenet", (28, 28, 1), marks=pytest.mark.slow),
     ("cnn1d", (40,)),
-    ("resnet", (32, 32, 3)),
+    pytest.param("resnet", (32, 32, 3), marks=pytest.mark.slow),
 ]
 
 
@@ -130,7 +130,7 @@ def test_bad_configs_are_refused():
         ("cnn", (28, 28, 1)),
         ("cnn", (9, 11, 2)),
         ("cnn1d", (13,)),
-        ("resnet", (9, 9, 3)),
+        pytest.param("resnet", (9, 9, 3), marks=pytest.mark.slow),
     ],
 )
 def test_patch_convolution_equals_xla_convolution(arch, shape):
