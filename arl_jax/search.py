@@ -25,6 +25,7 @@ from arl_jax import data as data_lib
 from arl_jax import inner, losses, models, parallel, tasks
 from arl_jax.cli import field as _field
 
+_NOISE_SYNTAX = tasks.NOISE_SYNTAX  # the class body's `tasks` is a field
 FITNESS_MODES = {
     "mean": "minus mean clean-validation accuracy",
     "rank": "minus the mean over tasks of the clean-validation accuracy rank in the "
@@ -54,7 +55,7 @@ class SearchConfig:
     archs: str = _field("mlp", "meta-train architectures")
     noise: tuple[str, ...] = _field(
         ("symmetric:0.2,0.4,0.6,0.8", "asymmetric:0.2,0.4"),
-        "meta-train noise: " + tasks.NOISE_SYNTAX,
+        "meta-train noise: " + _NOISE_SYNTAX,
     )
     stratify: bool = _field(
         True,

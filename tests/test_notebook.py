@@ -3,8 +3,8 @@
 The kernel is this interpreter (the project's .venv when run through `make test`):
 the test writes a kernelspec whose argv names `sys.executable` into a temporary
 folder on JUPYTER_PATH, so a `python3` kernelspec installed elsewhere cannot be
-picked up instead. The kernel inherits this process's environment, including
-conftest's four simulated CPU devices, so the sharding cell shows four shards.
+picked up instead. The kernel inherits this process's environment: the notebook is
+run on one CPU device (what most users have) and on four simulated devices.
 """
 
 import json
@@ -12,7 +12,6 @@ import pathlib
 import re
 import sys
 
-import jax
 import nbformat
 import pytest
 from ipykernel.kernelspec import make_ipkernel_cmd
@@ -53,10 +52,20 @@ def test_committed_notebook_has_no_outputs():
             assert cell.execution_count is None and not cell.outputs
 
 
+def test_committed_notebook_has_a_colab_badge_and_no_fixed_accelerator():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    assert "colab.research.google.com/assets/colab-badge.svg" in nb.cells[0].source
+    assert "accelerator" not in nb.metadata
+    assert "REPO_URL = " in nb.cells[1].source
+
+
 @pytest.mark.slow
-def test_notebook_runs_in_small_mode(tmp_path, monkeypatch):
+@pytest.mark.parametrize("devices", [1, 4])
+def test_notebook_runs_in_small_mode(tmp_path, monkeypatch, devices):
     _install_kernelspec(tmp_path / "jupyter")
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    flags = "" if devices == 1 else f"--xla_force_host_platform_device_count={devices}"
+    monkeypatch.setenv("XLA_FLAGS", flags)
     monkeypatch.setenv("ARL_SMALL", "1")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -80,7 +89,8 @@ def test_notebook_runs_in_small_mode(tmp_path, monkeypatch):
     assert "generation 2: best val acc" in text  # three generations in small mode
     # The population axis is sharded: spec=P('pop',) (PartitionSpec in older jax).
     assert re.search(r"spec=(P|PartitionSpec)\('pop',?\)", text)
-    n = jax.device_count()  # the kernel has the same environment: conftest's 4
-    assert f"{n} shards on {n} device(s)" in text
+    assert f"{devices} device(s) in 1 process(es)" in text
+    assert "no accelerator: running on the CPU" in text
+    assert f"{devices} shards on {devices} device(s)" in text
     images = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
     assert images >= 4  # loss panels, accuracy curves, fitness, learned loss
