@@ -45,6 +45,7 @@ def assert_metrics_close(a: inner.Metrics, b: inner.Metrics, n_val: int, n_test:
     np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_vmapped_population_equals_python_loop(tiny_data):
     cfg = tiny_cfg()
     pop = jnp.asarray(np.stack([GOOD, OTHER, 2 * GOOD]))  # [3, 4]
@@ -62,6 +63,7 @@ def test_vmapped_population_equals_python_loop(tiny_data):
     assert float(out.val_acc.mean()) > 0.5  # it learns (4 classes, chance 0.25)
 
 
+@pytest.mark.slow
 def test_one_trace_for_population_evaluation(tiny_data):
     cfg = tiny_cfg(steps=5)
     counted = chex.assert_max_traces(inner.make_inner_train(cfg), n=1)
@@ -80,6 +82,7 @@ def test_one_trace_for_population_evaluation(tiny_data):
     assert ev._cache_size() == 1
 
 
+@pytest.mark.slow
 def test_population_in_groups_equals_one_batch(tiny_data):
     # 5 candidates in groups of at most 2: 3 groups of 2, one padding candidate.
     cfg = tiny_cfg(steps=10)
@@ -142,6 +145,7 @@ def test_non_finite_divergence_leaves_no_nan(tiny_data):
     np.testing.assert_array_equal(out.test_acc[1:3], 0.0)
 
 
+@pytest.mark.slow
 def test_baselines_run_through_the_same_function(tiny_data):
     keys = jax.random.split(jax.random.key(4), 2)
     ce = inner.make_evaluate(tiny_cfg(loss="cross_entropy"))
@@ -155,8 +159,12 @@ def test_baselines_run_through_the_same_function(tiny_data):
     arl = tiny_cfg(loss="arl", loss_hparams={"coeffs": np.array(GOOD)})
     assert arl.loss_hparams == (("coeffs", tuple(float(c) for c in GOOD)),)
     hash(arl)  # list/array hyper-parameters become tuples: the config keys a cache
+    # "arl" is the shipped loss: another loss is a family (loss="taylor") instead.
+    with pytest.raises(ValueError, match="no hyper-parameters"):
+        inner.make_loss(arl)
 
 
+@pytest.mark.slow
 def test_baseline_matches_hand_written_cross_entropy_step(tiny_data):
     # Two full-batch SGD steps by hand (flax model, numpy-free CE) equal the engine's.
     n = tiny_data.x_train.shape[0]
@@ -191,81 +199,91 @@ def test_baseline_matches_hand_written_cross_entropy_step(tiny_data):
     np.testing.assert_allclose(float(got.train_loss), float(last_loss), rtol=1e-5)
 
 
-def test_scheduled_loss_sees_the_progress_of_training(tiny_data):
-    # taylor_nce_sched over 2 full-batch SGD steps: the start loss on step 0
-    # (progress 0), the end loss on step 1 (progress 1), as written by hand.
+def _np_objective(loss_values, logits, lam):
+    """mean(loss) + lam KL(u || m) in numpy, m the batch's mean softmax."""
+    logits = np.asarray(logits, np.float64)
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    m = p.mean(axis=0)
+    return float(np.mean(loss_values)) + lam * float(
+        np.sum(np.log((1 / m.size) / m)) / m.size)
+
+
+def test_make_loss_is_the_objective_a_step_minimises():
+    rng = np.random.default_rng(7)
+    logits = jnp.asarray(rng.normal(size=(16, 4)) * 2, jnp.float32)
+    labels = jnp.asarray(rng.integers(0, 4, 16), jnp.int32)
+    ignored = jnp.ones(1)
+    # A named loss: its batch mean; loss_params are ignored.
+    ce = inner.make_loss(tiny_cfg(loss="cross_entropy"))(ignored, logits, labels)
+    log_p = jax.nn.log_softmax(logits)
+    np.testing.assert_allclose(ce, -np.mean(log_p[jnp.arange(16), labels]), rtol=1e-6)
+    gce = inner.make_loss(tiny_cfg(loss="gce", loss_hparams={"q": 0.5}))
+    np.testing.assert_allclose(
+        gce(ignored, logits, labels),
+        np.mean((1 - np.exp(0.5 * log_p[jnp.arange(16), labels])) / 0.5), rtol=1e-5)
+    # A family without a batch term: the mean of its per-example loss.
+    taylor = inner.make_loss(tiny_cfg())(jnp.asarray(GOOD), logits, labels)
+    p_y = np.exp(np.asarray(log_p)[np.arange(16), labels])
+    poly = sum(GOOD[k] * (p_y - GOOD[0]) ** k for k in range(1, 4))
+    np.testing.assert_allclose(taylor, np.mean(poly), rtol=1e-5)
+    # The prior family: the mean of its per-example part plus lambda x the penalty.
+    params = np.array([0.7, 1.0, -1.0, 0.5, 2.5], np.float32)  # a, c, th1, th2, lam
+    got = inner.make_loss(tiny_cfg(loss="taylor_nce_prior"))(
+        jnp.asarray(params), logits, labels)
+    part = losses.taylor_nce_loss(params[:-1], logits, labels)
+    np.testing.assert_allclose(got, _np_objective(part, logits, 2.5), rtol=1e-5)
+    # The shipped "arl": its per-example part plus its batch term (3 x the penalty).
+    shipped = losses.load_pretrained()
+    assert shipped["family"] == "taylor_nce_prior"
+    got = inner.make_loss(tiny_cfg(loss="arl"))(ignored, logits, labels)
+    want = _np_objective(losses.arl_loss(logits, labels), logits, shipped["coeffs"][-1])
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_prior_family_and_arl_train_on_mean_plus_penalty(tiny_data):
+    # taylor_nce_prior over 2 full-batch SGD steps equals the same two steps by hand
+    # on mean(taylor_nce) + lambda KL(u || mean softmax); loss "arl" (the shipped
+    # taylor_nce_prior loss) trains as that family with the shipped coefficients.
     n = tiny_data.x_train.shape[0]
-    start = np.array([0.0, 1.0, -1.0, 0.5], np.float32)  # a, c, theta_1, theta_2
-    end_w = np.array([2.0, -1.5, 0.0], np.float32)  # a, theta_1, theta_2 at the end
-    cfg = tiny_cfg(loss="taylor_nce_sched", optimizer="sgd", momentum=0.0, lr=0.5,
+    params = np.array([0.7, 1.0, -1.0, 0.5, 2.5], np.float32)  # a, c, th1, th2, lam
+    cfg = tiny_cfg(loss="taylor_nce_prior", optimizer="sgd", momentum=0.0, lr=0.5,
                    schedule="constant", steps=2, batch_size=n)
     key = jax.random.key(6)
     model = inner.build_model(cfg.arch, cfg.num_classes)
-    params = model.init(jax.random.split(key, 3)[0], tiny_data.x_train[:1])
+    weights = model.init(jax.random.split(key, 3)[0], tiny_data.x_train[:1])
     x, y = tiny_data.x_train, tiny_data.y_train
-    end = np.r_[end_w[0], start[1], end_w[1:]]
-    for coeffs in (start, end):
-        def objective(p, coeffs=coeffs):
-            return jnp.mean(losses.taylor_nce_loss(coeffs, model.apply(p, x), y))
 
-        last_loss, grads = jax.value_and_grad(objective)(params)
-        params = jax.tree.map(lambda p, g: p - 0.5 * g, params, grads)
-    pred = jnp.argmax(model.apply(params, tiny_data.x_val), -1)
-    got = jax.jit(inner.make_inner_train(cfg))(jnp.asarray(np.r_[start, end_w]), key,
-                                               tiny_data)
-    n_val = tiny_data.y_val.shape[0]
-    expected = float(jnp.mean(pred == tiny_data.y_val))
-    np.testing.assert_allclose(float(got.val_acc), expected, atol=1.01 / n_val)
-    np.testing.assert_allclose(float(got.train_loss), float(last_loss), rtol=1e-5)
-    # The "arl" loss with a scheduled family gets the progress as well.
-    arl = dataclasses.replace(cfg, loss="arl", loss_hparams={
-        "coeffs": np.r_[start, end_w], "family": "taylor_nce_sched"})
-    via_arl = jax.jit(inner.make_inner_train(arl))(jnp.ones(1), key, tiny_data)
-    assert_metrics_close(via_arl, got, n_val, tiny_data.y_test.shape[0])
-    # The other way round (end weights first) is another run.
-    swapped = np.r_[end, start[0], start[2:]]
-    other = jax.jit(inner.make_inner_train(cfg))(jnp.asarray(swapped), key, tiny_data)
-    assert abs(float(other.train_loss) - float(got.train_loss)) > 1e-3
+    def objective(w):
+        logits = model.apply(w, x)
+        m = jnp.mean(jax.nn.softmax(logits), axis=0)  # [C]
+        penalty = -jnp.mean(jnp.log(m)) - jnp.log(m.shape[0])
+        return jnp.mean(losses.taylor_nce_loss(params[:-1], logits, y)) + (
+            params[-1] * penalty)
 
-
-@pytest.mark.parametrize(("family", "stat"), [("taylor_nce_fit", "batch_fit"),
-                                            ("taylor_nce_conf", "batch_confidence")])
-def test_batch_driven_loss_reads_its_statistic_on_each_batch(tiny_data, family, stat):
-    # taylor_nce_fit over 2 full-batch SGD steps: on each step the weights sit where
-    # that batch's fit (or confidence) puts them between the two ends, by hand.
-    n = tiny_data.x_train.shape[0]
-    start = np.array([0.0, 1.0, -1.0, 0.5], np.float32)  # a, c, theta_1, theta_2
-    end_w = np.array([2.0, -1.5, 0.0], np.float32)  # a, theta_1, theta_2 at the end
-    coeffs = np.r_[start, end_w]
-    cfg = tiny_cfg(loss=family, optimizer="sgd", momentum=0.0, lr=0.5,
-                   schedule="constant", steps=2, batch_size=n)
-    key = jax.random.key(6)
-    model = inner.build_model(cfg.arch, cfg.num_classes)
-    params = model.init(jax.random.split(key, 3)[0], tiny_data.x_train[:1])
-    x, y = tiny_data.x_train, tiny_data.y_train
-    fits = []
     for _ in range(2):
-        logits = model.apply(params, x)
-        fits.append(float(getattr(losses, stat)(logits, y)))
-        base = losses.scheduled_params(family, coeffs, fits[-1])
-
-        def objective(p, base=base):
-            return jnp.mean(losses.taylor_nce_loss(base, model.apply(p, x), y))
-
-        last_loss, grads = jax.value_and_grad(objective)(params)
-        params = jax.tree.map(lambda p, g: p - 0.5 * g, params, grads)
-    assert fits[1] != fits[0]  # the weights move between the steps
-    pred = jnp.argmax(model.apply(params, tiny_data.x_val), -1)
-    got = jax.jit(inner.make_inner_train(cfg))(jnp.asarray(coeffs), key, tiny_data)
-    n_val = tiny_data.y_val.shape[0]
-    expected = float(jnp.mean(pred == tiny_data.y_val))
-    np.testing.assert_allclose(float(got.val_acc), expected, atol=1.01 / n_val)
+        last_loss, grads = jax.value_and_grad(objective)(weights)
+        weights = jax.tree.map(lambda p, g: p - 0.5 * g, weights, grads)
+    pred = jnp.argmax(model.apply(weights, tiny_data.x_val), -1)
+    got = jax.jit(inner.make_inner_train(cfg))(jnp.asarray(params), key, tiny_data)
+    n_val, n_test = tiny_data.y_val.shape[0], tiny_data.y_test.shape[0]
+    np.testing.assert_allclose(float(got.val_acc),
+                               float(jnp.mean(pred == tiny_data.y_val)),
+                               atol=1.01 / n_val)
     np.testing.assert_allclose(float(got.train_loss), float(last_loss), rtol=1e-5)
-    # The drop-in "arl" loss with this family needs no progress.
-    arl = dataclasses.replace(cfg, loss="arl", loss_hparams={
-        "coeffs": coeffs, "family": family})
-    via_arl = jax.jit(inner.make_inner_train(arl))(jnp.ones(1), key, tiny_data)
-    assert_metrics_close(via_arl, got, n_val, tiny_data.y_test.shape[0])
+    # Without the penalty (lambda = 0) it is another run.
+    no_prior = jax.jit(inner.make_inner_train(cfg))(
+        jnp.asarray(np.r_[params[:-1], 0.0]), key, tiny_data)
+    assert abs(float(no_prior.train_loss) - float(got.train_loss)) > 1e-4
+    # "arl" is the shipped family and coefficients, penalty included.
+    shipped = losses.load_pretrained()
+    via_family = jax.jit(inner.make_inner_train(
+        dataclasses.replace(cfg, loss=shipped["family"])))(
+        jnp.asarray(shipped["coeffs"], jnp.float32), key, tiny_data)
+    via_arl = jax.jit(inner.make_inner_train(dataclasses.replace(cfg, loss="arl")))(
+        jnp.ones(1), key, tiny_data)
+    assert_metrics_close(via_arl, via_family, n_val, n_test)
 
 
 @pytest.mark.parametrize(
@@ -289,6 +307,7 @@ def test_other_recipes_and_archs_train(tiny_data, overrides):
     assert np.isfinite(np.asarray(out.train_loss)).all()
 
 
+@pytest.mark.slow
 def test_chunked_evaluation_matches_one_pass(tiny_data):
     model = inner.build_model("cnn1d", 4)
     params = model.init(jax.random.key(0), tiny_data.x_test[:1])
