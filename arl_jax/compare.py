@@ -39,8 +39,15 @@ def baseline_specs(names: Sequence[str] | None = None) -> list[LossSpec]:
 
 
 def loss_file_label(path: str) -> str:
-    """The table label of a search's ``RUN_DIR/best_loss.json``: ``arl[RUN_DIR]``."""
-    return f"arl[{os.path.basename(os.path.dirname(os.path.abspath(path)))}]"
+    """The table label of a loss file: ``arl[RUN_DIR]`` for a search's
+    ``RUN_DIR/best_loss.json``, ``arl[PATH]`` for any other file, with the folder's
+    whole path (relative to the working directory when inside it), so that two
+    searches in folders of the same name never share a row."""
+    path = os.path.abspath(path)
+    if os.path.basename(path) == "best_loss.json":
+        path = os.path.dirname(path)
+    rel = os.path.relpath(path)
+    return f"arl[{path if rel.startswith('..') else rel}]"
 
 
 def arl_spec(name: str = "arl", loss_file: str | None = None) -> LossSpec:

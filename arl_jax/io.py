@@ -13,6 +13,8 @@ break a resume, and a mismatch or a corrupted file is a clear refusal.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import json
 import math
@@ -129,3 +131,106 @@ def load_checkpoint(run_dir: str, template: Any) -> tuple[Any, dict] | None:
     leaves = [jax.numpy.asarray(arrays[jax.tree_util.keystr(k)], dtype=v.dtype)
               for k, v in flat]
     return jax.tree.unflatten(treedef, leaves), json.loads(record_text)
+
+
+# ----------------------------------------------------------------------------------
+# A run folder has one owner: one kind of command, one live process at a time.
+
+LOCK = ".arl_lock"
+OWNER = "owner.json"
+# What each command leaves in its folder, to recognise folders written before the
+# owner record existed.
+_MARKERS = {"meta_search": ("checkpoint.npz", "metrics.jsonl", "best_loss.json"),
+            "meta_test": ("runs.csv",), "score_pool": ("scores.json",)}
+_HELD: set[str] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner_kind(folder: str) -> str | None:
+    try:
+        with open(os.path.join(folder, OWNER)) as fh:
+            return json.load(fh).get("kind")
+    except (OSError, ValueError, AttributeError):
+        pass
+    for kind, files in _MARKERS.items():
+        if any(os.path.exists(os.path.join(folder, f)) for f in files):
+            return kind
+    return None
+
+
+def claim_folder(folder: str, kind: str, command: str, flag: str = "--out") -> None:
+    """Make `folder` this process's run folder, or raise ValueError saying why not.
+
+    Refused: a path that is a file or cannot be written; a folder that holds another
+    kind of run (a meta-test into a search's folder); a folder another live process
+    of this machine is writing (its lock names the PID and the command). A lock left
+    by a killed process (its PID is gone) is taken over. The lock is released when
+    this process exits; the owner record (`owner.json`) stays.
+    """
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"{flag} {folder} is a file; give a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"{flag} {folder}: cannot create it ({err.strerror})"
+                         ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {folder} is not writable; choose another {flag}")
+    other = _owner_kind(folder)
+    if other is not None and other != kind:
+        raise ValueError(f"{flag} {folder} holds a {other} run; a {kind} run needs a "
+                         f"folder of its own: choose another {flag}")
+    path = os.path.abspath(os.path.join(folder, LOCK))
+    if path in _HELD:
+        return
+    me = {"pid": os.getpid(), "host": os.uname().nodename, "command": command}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as fh:
+                    held = json.load(fh)
+            except (OSError, ValueError):
+                held = {}
+            pid = held.get("pid")
+            if isinstance(pid, int) and held.get("host") == me["host"] and _alive(pid):
+                raise ValueError(
+                    f"{flag} {folder} is in use by process {pid} "
+                    f"({held.get('command', '?')}); wait for it to end, or choose "
+                    f"another {flag}") from None
+            with contextlib.suppress(FileNotFoundError):  # stale: its process died
+                os.remove(path)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        break
+    else:
+        raise ValueError(f"{flag} {folder}: could not take its lock {path}")
+    _HELD.add(path)
+    atexit.register(_release, path, me["pid"])
+    if other is None:
+        atomic_write_json(os.path.join(folder, OWNER), {"kind": kind,
+                                                         "command": command})
+
+
+def _release(path: str, pid: int) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        with open(path) as fh:
+            if json.load(fh).get("pid") == pid:
+                os.remove(path)
+    _HELD.discard(path)
+
+
+def release_folder(folder: str) -> None:
+    """Release this process's lock on `folder` before it exits (in-process reuse)."""
+    _release(os.path.abspath(os.path.join(folder, LOCK)), os.getpid())

@@ -123,11 +123,13 @@ def asymmetric(
     key: jax.Array,
     labels: jax.Array,
     rate: float | jax.Array,
-    mapping: str | Mapping[int, int],
+    mapping: str | Mapping[int, int] | np.ndarray,
+    num_classes: int | None = None,
 ) -> jax.Array:
     """Asymmetric (class-conditional) noise: a label of class `src` with an entry
     `src -> dst` in `mapping` becomes `dst` with probability `rate`; classes without
-    an entry never change.
+    an entry never change. With a transition matrix ``T [C, C]`` (rows sum to 1) a
+    label ``i`` is replaced with probability `rate` by a class drawn from ``T[i]``.
 
     Args:
       key: a JAX PRNG key.
@@ -137,15 +139,25 @@ def asymmetric(
         digits, mnist1d: 2->7, 3->8, 5<->6, 7->1; fashion_mnist: see
         `FASHION_MNIST_MAPPING`; cifar10: truck->automobile, bird->airplane,
         deer->horse, cat<->dog; cifar100: the next class within its superclass)
-        or a dict {src: dst} of non-negative ints. Static: under jit pass a name
-        as a static argument, or close over a dict with functools.partial.
+        or a dict {src: dst} of non-negative ints, or a row-stochastic matrix
+        ``[C, C]``. Static: under jit pass a name as a static argument, or close
+        over a dict with functools.partial.
+      num_classes: the number of classes C (a dict's targets must lie below it);
+        implied by a dataset name or a matrix.
 
     Returns:
       int32 noisy labels, shaped like `labels`.
     """
-    table, num_classes = _mapping_table(mapping)
     _check_rate(rate)
-    labels = _check_labels(labels, num_classes)
+    if isinstance(mapping, np.ndarray | jax.Array) and np.ndim(mapping) == 2:
+        matrix = _check_matrix(mapping, num_classes)
+        labels = _check_labels(labels, matrix.shape[0])
+        k_flip, k_class = jax.random.split(key)
+        drawn = jax.random.categorical(k_class, jnp.log(jnp.asarray(matrix))[labels])
+        flip = jax.random.bernoulli(k_flip, rate, labels.shape)
+        return jnp.where(flip, drawn.astype(jnp.int32), labels)
+    table, implied = _mapping_table(mapping, num_classes)
+    labels = _check_labels(labels, implied)
     return _asymmetric(key, labels, rate, jnp.asarray(table))
 
 
@@ -208,8 +220,7 @@ def nearest(
     from `features` and the clean `labels`). Like the hand-made asymmetric mappings
     it sends labels to a similar class, but every class flips, on any dataset: on
     Fashion-MNIST at 0.4 a bounded (MAE-like) loss can let a class collapse into
-    its neighbour, which the digits mapping rarely shows (docs/RESULTS.md
-    section 12).
+    its neighbour, which the digits mapping rarely shows.
 
     Returns:
       int32 noisy labels, shaped like `labels`.
@@ -450,7 +461,25 @@ def _check_labels(labels, num_classes: int | None) -> jax.Array:
     return jnp.asarray(labels, jnp.int32)
 
 
-def _mapping_table(mapping) -> tuple[np.ndarray, int | None]:
+def _check_matrix(matrix, num_classes: int | None) -> np.ndarray:
+    """A row-stochastic ``[C, C]`` float64 matrix, or a ValueError (without the
+    array in the message)."""
+    m = np.asarray(matrix, np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 2:
+        raise ValueError(f"a transition matrix must be square [C, C] with C >= 2; got "
+                         f"shape {m.shape}")
+    if num_classes is not None and m.shape[0] != num_classes:
+        raise ValueError(f"a transition matrix of shape {m.shape} does not fit "
+                         f"num_classes={num_classes}")
+    if not np.all(np.isfinite(m)) or (m < 0).any() or not np.allclose(m.sum(1), 1.0,
+                                                                     atol=1e-6):
+        raise ValueError("a transition matrix needs finite entries >= 0 and rows "
+                         "that sum to 1")
+    return m
+
+
+def _mapping_table(mapping, num_classes: int | None = None
+                   ) -> tuple[np.ndarray, int | None]:
     """(table, num_classes): table[c] = target of class c (c itself if unmapped)."""
     if isinstance(mapping, str):
         if mapping not in ASYMMETRIC_MAPPINGS:
@@ -459,13 +488,20 @@ def _mapping_table(mapping) -> tuple[np.ndarray, int | None]:
                 f"{', '.join(ASYMMETRIC_MAPPINGS)} (or pass a dict {{src: dst}})"
             )
         mapping, num_classes = ASYMMETRIC_MAPPINGS[mapping]
-    elif isinstance(mapping, Mapping):
-        num_classes = None
-    else:
-        raise ValueError(f"mapping must be a dataset name or a dict, got {mapping!r}")
+    elif not isinstance(mapping, Mapping):
+        what = (f"an array of shape {np.shape(mapping)}"
+                if hasattr(mapping, "shape") else type(mapping).__name__)
+        raise ValueError(f"mapping must be a dataset name, a dict {{src: dst}} or a "
+                         f"[C, C] transition matrix; got {what}")
     items = list(mapping.items())
     if not all(isinstance(v, int | np.integer) and v >= 0 for kv in items for v in kv):
         raise ValueError(f"mapping must map non-negative ints, got {dict(items)}")
+    if num_classes is not None:
+        num_classes = _check_num_classes(num_classes)
+        bad = [kv for kv in items if max(kv) >= num_classes]
+        if bad:
+            raise ValueError(f"mapping {dict(bad)} names a class >= num_classes="
+                             f"{num_classes}")
     size = num_classes or (max((max(k, v) for k, v in items), default=0) + 1)
     table = np.arange(size, dtype=np.int32)
     for src, dst in items:

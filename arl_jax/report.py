@@ -14,6 +14,12 @@ FIELDS = (
 )  # fmt: skip
 
 
+# What a meta-test row's number depends on besides the loss: rows of two runs pair
+# (and a rerun into a folder may add to its rows) only when these are equal.
+RECIPE = ("dataset", "noise", "seeds", "steps", "batch_size", "lr", "optimizer",
+          "train_size", "seed")  # fmt: skip
+
+
 def is_learned(loss: str) -> bool:
     """Whether a row's loss is a learned one: the shipped `arl` or a search's
     `arl[RUN]` (`compare.loss_file_label`), not a hand-designed baseline."""
@@ -26,10 +32,14 @@ def read_rows(path: str) -> list[dict]:
         return []
     rows = []
     with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            for k in ("rate", "val_acc", "test_acc", "train_loss", "seconds"):
-                row[k] = float(row[k])
-            row["seed"] = int(row["seed"])
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            try:
+                for k in ("rate", "val_acc", "test_acc", "train_loss", "seconds"):
+                    row[k] = float(row[k])
+                row["seed"] = int(row["seed"])
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"{path} line {line} is not a meta-test row; "
+                                 "move the file away or use another --out") from None
             row["diverged"] = row["diverged"] in ("True", "1", "true")
             rows.append(row)
     return rows

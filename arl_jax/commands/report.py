@@ -35,8 +35,7 @@ from arl_jax import report
 
 # What a row's number depends on besides the loss (the same list as meta_test's):
 # rows of two runs pair seed by seed only if all of these are equal.
-RECIPE = ("dataset", "noise", "seeds", "steps", "batch_size", "lr", "optimizer",
-          "train_size", "seed")  # fmt: skip
+RECIPE = report.RECIPE
 # What may differ between draws that are pooled: the draw itself.
 DRAW_FIELDS = ("seed", "seeds")
 

@@ -277,6 +277,9 @@ def main(argv: list[str] | None = None) -> dict:
         if args.draws < 1:
             raise ValueError(f"--draws must be >= 1, got {args.draws}")
         cands = candidates(cfg, args.losses, args.loss_file, args.elites)
+        io.claim_folder(cfg.out, "score_pool", shlex.join(
+            ["python", "-m", "experiments.score_pool",
+             *(sys.argv[1:] if argv is None else argv)]))
     except ValueError as err:
         parser.error(str(err))
     names = list(cands)
