@@ -16,8 +16,13 @@ Typical use (see `make_sharded_evaluate`)::
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
+import sys
+import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +32,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 POP = "pop"
+T = TypeVar("T")
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -77,6 +83,31 @@ def replicated_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
+def put(tree: Any, sharding: NamedSharding) -> Any:
+    """``jax.device_put(tree, sharding)`` that also works when `sharding` spans
+    devices of other processes.
+
+    In a multi-process run every process holds the same value of each leaf (the
+    search derives everything from the seed), and each puts on its own devices
+    their part of it (`jax.make_array_from_callback`); arrays that already span
+    the processes are resharded by `jax.device_put`. Key arrays keep their type.
+    """
+    if jax.process_count() == 1 or sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+
+    def one(x: Any) -> Any:
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return jax.device_put(x, sharding)
+        dtype = getattr(x, "dtype", None)
+        if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+            data = one(jax.random.key_data(x))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, host.__getitem__)
+
+    return jax.tree.map(one, tree)
+
+
 def shard_population(x: Any, mesh: Mesh) -> Any:
     """Put ``x`` (leaves ``[pop, ...]``, pop divisible by the mesh size) on the mesh,
     split along the leading axis."""
@@ -87,12 +118,12 @@ def shard_population(x: Any, mesh: Mesh) -> Any:
                 f"population {leaf.shape[0]} does not divide over {size} devices; "
                 "pad it first with pad_population"
             )
-    return jax.device_put(x, population_sharding(mesh))
+    return put(x, population_sharding(mesh))
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
     """Copy ``tree`` (data, keys, ES state) to every device of the mesh."""
-    return jax.device_put(tree, replicated_sharding(mesh))
+    return put(tree, replicated_sharding(mesh))
 
 
 def shard_evaluate(evaluate: Callable, mesh: Mesh) -> Callable:
@@ -110,8 +141,8 @@ def shard_evaluate(evaluate: Callable, mesh: Mesh) -> Callable:
         padded, n = pad_population(pop_params, mesh.devices.size)
         # device_put reshards inputs committed elsewhere (e.g. the ES state's device);
         # it is a no-op for data already replicated with `replicate`.
-        padded = jax.device_put(padded, pop_s)
-        keys, data = jax.device_put((keys, data), rep_s)
+        padded = put(padded, pop_s)
+        keys, data = put((keys, data), rep_s)
         out = run(padded, keys, data)  # leaves [pop_padded, S]
         if padded.shape[0] == n:
             return out
@@ -131,17 +162,184 @@ def make_sharded_evaluate(cfg: Any, mesh: Mesh) -> Callable:
     return shard_evaluate(make_population_train(cfg, mesh.devices.size), mesh)
 
 
-def maybe_initialize_distributed(enabled: bool) -> bool:
-    """Start multi-host JAX (``jax.distributed.initialize()``) only when ``enabled``.
+AUTO = "auto"
 
-    The coordinator address, process count and id come from the environment (SLURM,
-    Cloud TPU, or ``JAX_COORDINATOR_ADDRESS`` etc.). Call it before any other JAX
-    call. Returns whether it initialised.
+
+# Help texts of the multi-process flags, shared by every command's config.
+HELP = {
+    "coordinator": "multi-process run: HOST:PORT of process 0, the same in every "
+    "process; 'auto' lets jax.distributed detect the cluster (SLURM, Cloud TPU, "
+    "Kubernetes); '' (default) runs one process",
+    "num_processes": "number of processes of a multi-process run (with "
+    "--coordinator HOST:PORT; 0: detected by --coordinator auto)",
+    "process_id": "this process's index 0 .. N-1, 0 on the coordinator's host (with "
+    "--coordinator HOST:PORT; -1: detected by --coordinator auto)",
+    "peer_timeout": "seconds a multi-process run waits for every process to join, and "
+    "for a process that stopped answering, before it exits with an error",
+}
+
+
+def check_distributed_flags(coordinator: str, num_processes: int, process_id: int
+                            ) -> None:
+    """Refuse inconsistent ``--coordinator/--num-processes/--process-id`` before
+    anything starts; the message names the flag and the fix.
+
+    ``coordinator`` is ``""`` (one process), ``"auto"`` (`jax.distributed.initialize`
+    detects SLURM, Cloud TPU, Kubernetes ...; the two numbers may be left unset, 0 and
+    -1) or ``HOST:PORT`` (both numbers required).
     """
-    if not enabled:
+    if not coordinator:
+        if num_processes > 1 or process_id > 0:
+            raise ValueError(
+                "--num-processes/--process-id need --coordinator HOST:PORT (the "
+                "address of process 0), or --coordinator auto on a cluster")
+        return
+    if coordinator != AUTO:
+        host, sep, port = coordinator.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"--coordinator must be HOST:PORT, e.g. 10.0.0.1:12355, or auto "
+                f"(got {coordinator!r})")
+        if num_processes < 1:
+            raise ValueError(f"--coordinator {coordinator} needs --num-processes N "
+                             "(the number of processes started, >= 1)")
+        if process_id < 0:
+            raise ValueError(f"--coordinator {coordinator} needs --process-id I "
+                             f"(0 .. {num_processes - 1}, 0 on the coordinator's host)")
+    if num_processes < 0 or (num_processes == 0 and process_id >= 0):
+        raise ValueError("--num-processes must be >= 1 when --process-id is given "
+                         "(0 leaves both to --coordinator auto)")
+    if num_processes and process_id >= num_processes:
+        raise ValueError(f"--process-id must be in 0 .. {num_processes - 1} for "
+                         f"--num-processes {num_processes} (got {process_id})")
+
+
+def initialize_distributed(
+    coordinator: str = "", num_processes: int = 0, process_id: int = -1,
+    *, timeout_s: int = 60,
+) -> bool:
+    """Start JAX's multi-process runtime; call it before any other JAX call.
+
+    ``coordinator`` ``""`` does nothing (one process: returns False). ``"auto"`` calls
+    ``jax.distributed.initialize()``, which reads the cluster (SLURM, Cloud TPU,
+    ``JAX_COORDINATOR_ADDRESS`` ...); ``HOST:PORT`` starts process ``process_id`` of
+    ``num_processes``, process 0 serving on PORT. CPU collectives go through gloo
+    (XLA's CPU client has none by default), so processes on CPUs form one runtime
+    too. A peer that is missing at the start, or that dies later, ends this process
+    with an error after about ``timeout_s`` seconds (connect and heartbeat
+    timeouts) instead of a hang.
+    """
+    check_distributed_flags(coordinator, num_processes, process_id)
+    if not coordinator:
         return False
-    jax.distributed.initialize()
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    kwargs: dict[str, Any] = {
+        "initialization_timeout": timeout_s,
+        "heartbeat_timeout_seconds": max(timeout_s // 2, 5),
+        "shutdown_timeout_seconds": timeout_s,
+    }
+    if coordinator != AUTO:
+        kwargs["coordinator_address"] = coordinator
+    if num_processes > 0:
+        kwargs["num_processes"] = num_processes
+    if process_id >= 0:
+        kwargs["process_id"] = process_id
+    try:
+        jax.distributed.initialize(**kwargs)
+    except Exception as err:  # noqa: BLE001 - XLA raises several kinds
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise RuntimeError(
+            f"jax.distributed.initialize failed (--coordinator {coordinator}, "
+            f"--num-processes {num_processes}, --process-id {process_id}): {first}. "
+            f"Start every process within --peer-timeout ({timeout_s} s) of the "
+            "others, with the same --coordinator and --num-processes and its own "
+            "--process-id") from None
     return True
+
+
+def source_hash() -> str:
+    """A short hash of this checkout's ``arl_jax`` sources (every ``.py`` and
+    ``.json`` under the package), so processes can check that they run one code."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in sorted(os.walk(root)):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.endswith((".py", ".json")):
+                path = os.path.join(dirpath, name)
+                h.update(os.path.relpath(path, root).encode())
+                with open(path, "rb") as fh:
+                    h.update(fh.read())
+    return h.hexdigest()[:16]
+
+
+def _allgather_text(text: str) -> list[str]:
+    """`text` of every process, in process order (a collective)."""
+    raw = np.frombuffer(text.encode(), np.uint8)
+    sizes = multihost_utils.process_allgather(np.array([raw.size], np.int32))
+    buf = np.zeros(int(sizes.max()), np.uint8)
+    buf[: raw.size] = raw
+    every = multihost_utils.process_allgather(buf)  # [processes, max_size]
+    return [bytes(row[: int(n)]).decode() for row, n in zip(every, sizes.ravel())]
+
+
+def check_processes_agree(record: dict[str, Any]) -> None:
+    """Stop with an error naming the difference when the processes of a run do not
+    hold the same `record` (resolved settings, code and package versions, the
+    checkpoint they resume). A collective: every process must call it, once, at
+    the start; it does nothing in a one-process run.
+
+    Raises:
+      ValueError: ``process I differs from process 0: KEY: value0 != valueI; ...``.
+    """
+    if jax.process_count() == 1:
+        return
+    mine = json.dumps(record, sort_keys=True, default=str)
+    every = _allgather_text(mine)
+    first = json.loads(every[0])
+    for i, text in enumerate(every[1:], start=1):
+        if text == every[0]:
+            continue
+        other = json.loads(text)
+        diff = [f"{k}: {first.get(k)!r} != {other.get(k)!r}"
+                for k in sorted(set(first) | set(other))
+                if first.get(k) != other.get(k)]
+        raise ValueError(
+            f"process {i} differs from process 0: {'; '.join(diff)}. Start every "
+            "process with the same command (only --process-id differs), the same "
+            "code and packages, and a run folder every process reads the same")
+
+
+def log(*args: Any, **kwargs: Any) -> None:
+    """`print` on process 0 only, so an N-process run prints one log."""
+    if jax.process_index() == 0:
+        print(*args, **kwargs)
+
+
+def run_guarded(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``; in a multi-process run an error (a peer that died and broke a
+    collective, or this process's own) ends this process at once, non-zero, with the
+    traceback and a last line that says what to do. Exiting normally would first
+    wait at JAX's shutdown barrier for the processes that are gone."""
+    if jax.process_count() == 1:
+        return fn(*args)
+    me = f"process {jax.process_index()} of {jax.process_count()}"
+    try:
+        return fn(*args)
+    except SystemExit as stop:
+        if stop.code in (None, 0):
+            raise
+        message = stop.code if isinstance(stop.code, str) else f"exit {stop.code}"
+        print(f"{message} ({me})", file=sys.stderr, flush=True)
+    except BaseException as err:  # noqa: BLE001 - every error must end the process
+        traceback.print_exc()
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        print(f"error: {me} stops: {type(err).__name__}: {first}\n"
+              "error: if another process died or was stopped, its log says why; "
+              "start every process again with the same command (add --resume OUT "
+              "to continue from the last checkpoint)", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)
 
 
 def is_main_process() -> bool:
@@ -150,8 +348,14 @@ def is_main_process() -> bool:
 
 
 def to_host(tree: Any) -> Any:
-    """Numpy copies of ``tree``'s arrays on every process (gathers across hosts when
-    an array spans devices this process cannot address)."""
-    if jax.process_count() > 1:
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.tree.map(np.asarray, tree)
+    """Numpy copies of ``tree``'s arrays on every process. An array that spans devices
+    of other processes (the population's results) is gathered whole, which is a
+    collective: every process must call this with the same tree. Arrays this process
+    holds entirely (the replicated ES state) are copied as they are."""
+
+    def host(x: Any) -> np.ndarray:
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return multihost_utils.process_allgather(x, tiled=True)
+        return np.asarray(x)
+
+    return jax.tree.map(host, tree)

@@ -13,17 +13,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.stats
-from evosax.algorithms import CMA_ES
 
 from arl_jax import data as data_lib
 from arl_jax import inner, losses, models, parallel, tasks
 from arl_jax.cli import field as _field
+
+if TYPE_CHECKING:  # evosax computes arrays when imported, which would start JAX's
+    # backend before jax.distributed.initialize: it is imported in make_strategy.
+    from evosax.algorithms import CMA_ES
 
 _NOISE_SYNTAX = tasks.NOISE_SYNTAX  # the class body's `tasks` is a field
 FITNESS_MODES = {
@@ -83,7 +86,10 @@ class SearchConfig:
     out: str = _field("runs/search", "run folder (outputs, checkpoints)")
     resume: str = _field("", "continue the killed run in this folder")
     seed: int = _field(0, "seed of the whole search")
-    distributed: bool = _field(False, "call jax.distributed.initialize() (multi-host)")
+    coordinator: str = _field("", parallel.HELP["coordinator"])
+    num_processes: int = _field(0, parallel.HELP["num_processes"])
+    process_id: int = _field(-1, parallel.HELP["process_id"])
+    peer_timeout: int = _field(120, parallel.HELP["peer_timeout"])
 
     def validate(self) -> None:
         """Refuse bad settings before anything compiles; the message names the flag."""
@@ -121,6 +127,11 @@ class SearchConfig:
             if not all(abs(v) < big for v in init):  # NaN fails too
                 raise ValueError(f"--init: every number must be finite and below "
                                  f"{big:.0e} in magnitude (got {self.init!r})")
+        parallel.check_distributed_flags(
+            self.coordinator, self.num_processes, self.process_id
+        )
+        if self.peer_timeout < 1:
+            raise ValueError(f"--peer-timeout must be >= 1 (got {self.peer_timeout})")
         if self.fitness not in FITNESS_MODES:
             raise ValueError(
                 f"--fitness must be one of {', '.join(FITNESS_MODES)} "
@@ -179,6 +190,8 @@ class SearchConfig:
 
 def make_strategy(cfg: SearchConfig) -> tuple[CMA_ES, Any]:
     """evosax CMA-ES for `cfg.num_params` coefficients, with `std_init = sigma`."""
+    from evosax.algorithms import CMA_ES
+
     es = CMA_ES(population_size=cfg.pop, solution=jnp.zeros(cfg.num_params))
     params = es.default_params.replace(std_init=jnp.float32(cfg.sigma))
     return es, params
@@ -374,6 +387,9 @@ def run_generation(
         "mean_val_acc": float(res["val_acc"].mean()),
         "best_test_acc": float(res["test_acc"][best].mean()),
         "diverged_fraction": float(res["diverged"].mean()),
+        # Every candidate diverged on every task: the scores carry no information
+        # (a learning rate far too large, say), and the search says so.
+        "all_diverged": bool(res["diverged"].all()),
         "es_mean": np.asarray(state.mean).tolist(),
         "es_std": float(state.std),
         "tasks": [dataclasses.asdict(t) for t in task_list],

@@ -14,12 +14,16 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import hashlib
 import json
 import os
 import shlex
+import signal
 import sys
 import time
+from collections.abc import Callable
 from importlib import metadata
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -50,15 +54,45 @@ def resolve_config(argv: list[str] | None) -> search.SearchConfig:
         path = os.path.join(cfg.resume, "config.json")
         if not os.path.exists(path):
             parser.error(f"--resume: {path} not found; is {cfg.resume!r} a run folder?")
-        with open(path) as fh:
-            saved = json.load(fh)
-        saved.update(resume=cfg.resume, out=cfg.resume)
-        cfg = search.SearchConfig(**saved)
+        try:
+            with open(path) as fh:
+                saved = json.load(fh)
+            assert isinstance(saved, dict)
+        except (OSError, ValueError, AssertionError):
+            parser.error(f"--resume: {path} is unreadable or not a search's config; "
+                         "this folder cannot be resumed: choose another --out")
+        # How the processes are started is this command's, not the saved run's (and
+        # fields of older versions, such as `distributed`, are dropped).
+        names = {f.name for f in dataclasses.fields(cfg)}
+        saved = {k: v for k, v in saved.items() if k in names}
+        # Flags given with --resume: the continuable ones (more generations, the
+        # final selection and held-out check) are honoured; any other that differs
+        # from the run's own settings is refused, never silently ignored.
+        given = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+                 if f.name not in ("resume", "out", *PROCESS_FLAGS)
+                 and getattr(cfg, f.name) != f.default}  # fmt: skip
+        clash = cli.config_changes(saved, cfg, [n for n in given
+                                                if n not in CONTINUABLE])
+        if clash:
+            parser.error(f"--resume {cfg.resume}: the run was made with other settings "
+                         f"({'; '.join(clash)}); resume without those flags, or start "
+                         "a new search in another --out")
+        saved.update({k: v for k, v in given.items() if k in CONTINUABLE})
+        saved.update({k: getattr(cfg, k) for k in PROCESS_FLAGS},
+                     resume=cfg.resume, out=cfg.resume)
+        try:
+            cfg = search.SearchConfig(**saved)
+            cfg.validate()
+        except (TypeError, ValueError) as err:
+            parser.error(f"--resume: {path}: {err}")
     elif os.path.exists(os.path.join(cfg.out, io.CHECKPOINT)):
         # Rerunning the same command continues the search in --out (after a kill, or
         # with more --generations); other settings would silently continue, or crash
         # in, a search that was run with the old ones.
-        changes = search_changes(cfg.out, cfg)
+        try:
+            changes = search_changes(cfg.out, cfg)
+        except ValueError as err:
+            parser.error(str(err))
         if changes:
             parser.error(
                 f"--out {cfg.out} holds a search run with other settings "
@@ -70,8 +104,10 @@ def resolve_config(argv: list[str] | None) -> search.SearchConfig:
 
 # Settings that a search in --out may be continued with when they differ: more
 # generations, and what happens after the generations (selection, held-out check).
+# How many processes run the search does not change what it computes.
+PROCESS_FLAGS = ("coordinator", "num_processes", "process_id", "peer_timeout")
 CONTINUABLE = ("generations", "select_tasks", "holdout", "holdout_noise",
-               "holdout_steps", "out", "resume", "distributed")  # fmt: skip
+               "holdout_steps", "out", "resume", *PROCESS_FLAGS)  # fmt: skip
 
 
 def search_identity(cfg: search.SearchConfig) -> dict:
@@ -82,14 +118,21 @@ def search_identity(cfg: search.SearchConfig) -> dict:
 
 def search_changes(run_dir: str, cfg: search.SearchConfig) -> list[str]:
     """`--flag: before -> now` for each setting of `cfg` that differs from the search
-    recorded in `run_dir`/config.json, except those in `CONTINUABLE` (a checkpoint
-    without a readable config.json counts as a change)."""
+    recorded in `run_dir`/config.json, except those in `CONTINUABLE`.
+
+    Raises:
+      ValueError: config.json is missing or unreadable (the checkpoint beside it
+        cannot be matched to any settings).
+    """
     path = os.path.join(run_dir, "config.json")
     try:
         with open(path) as fh:
             before = json.load(fh)
-    except (OSError, ValueError):
-        return [f"no readable {path}"]
+        assert isinstance(before, dict)
+    except (OSError, ValueError, AssertionError):
+        raise ValueError(f"--out {run_dir} holds a checkpoint but no readable "
+                         f"{path}, so its settings are unknown: choose another "
+                         "--out (or delete the folder)") from None
     names = [f.name for f in dataclasses.fields(cfg) if f.name not in CONTINUABLE]
     return cli.config_changes(before, cfg, names)
 
@@ -125,7 +168,7 @@ def plot_fitness(history: list[dict], path: str) -> None:
 
 
 def heldout_comparison(
-    cfg: search.SearchConfig, coeffs: np.ndarray
+    cfg: search.SearchConfig, coeffs: np.ndarray, say: Callable = print
 ) -> dict[str, dict] | None:
     """Learned loss vs CE and GCE on `cfg.holdout`, which the search never saw."""
     if not cfg.holdout:
@@ -133,7 +176,7 @@ def heldout_comparison(
     try:
         clean = data_lib.load(cfg.holdout, seed=cfg.seed)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
-        print(f"held-out comparison skipped: {err}")
+        say(f"held-out comparison skipped: {err}")
         return None
     clean = tasks.subsample(clean, 10_000, 2_000, 0, cfg.seed)
     key = jax.random.fold_in(jax.random.key(cfg.seed), 2 * 10**6)
@@ -151,20 +194,20 @@ def heldout_comparison(
     keys = jax.random.split(k_train, max(cfg.seeds, 2))
     runs = {s.name: comp.run(s, arch, noisy, keys) for s in specs}
     summary = compare.summarise(runs)
-    print(
+    say(
         f"\nHeld-out: {cfg.holdout}, {cfg.holdout_noise}, {arch}, "
         f"{cfg.holdout_steps} steps, {len(keys)} seeds"
     )
-    print(f"{'loss':<16}{'test acc':>10}{'std':>8}")
+    say(f"{'loss':<16}{'test acc':>10}{'std':>8}")
     for name, s in summary.items():
-        print(
+        say(
             f"{name:<16}{100 * s['test_acc_mean']:>9.2f}%"
             f"{100 * s['test_acc_std']:>7.2f}"
         )
     acc = {name: s["test_acc_mean"] for name, s in summary.items()}
     if acc["learned"] < acc["cross_entropy"]:
         gap = 100 * (acc["cross_entropy"] - acc["learned"])
-        print(f"warning: the learned loss is {gap:.2f} points below cross-entropy on "
+        say(f"warning: the learned loss is {gap:.2f} points below cross-entropy on "
               f"{cfg.holdout}: it did not transfer there (experiments.ship_loss "
               "refuses it without --force)")
     return {
@@ -180,19 +223,46 @@ def heldout_comparison(
 def main(argv: list[str] | None = None) -> dict:
     """Run (or resume) a search; returns the best-loss record."""
     cfg = resolve_config(argv)
-    parallel.maybe_initialize_distributed(cfg.distributed)
+    try:
+        parallel.initialize_distributed(cfg.coordinator, cfg.num_processes,
+                                        cfg.process_id, timeout_s=cfg.peer_timeout)
+    except RuntimeError as err:
+        sys.exit(f"error: {err}")
+    return parallel.run_guarded(run, cfg, argv)
+
+
+def processes_record(cfg: search.SearchConfig, checkpoint: str) -> dict:
+    """What every process of one run must hold alike: the resolved settings (but
+    --process-id), the code and package versions, and the checkpoint it resumes."""
+    record = {cli.flag_name(k): v for k, v in dataclasses.asdict(cfg).items()
+              if k != "process_id"}  # fmt: skip
+    record["arl_jax sources"] = parallel.source_hash()
+    record.update({f"version of {k}": v for k, v in versions().items()})
+    record["checkpoint"] = checkpoint
+    return record
+
+
+def checkpoint_digest(state: Any, history: list[dict]) -> str:
+    """`generation N, <hash>` of a loaded checkpoint (its state and history)."""
+    h = hashlib.sha256(json.dumps(history, sort_keys=True).encode())
+    for leaf in jax.tree.leaves(state):
+        h.update(np.asarray(leaf).tobytes())
+    return f"generation {len(history)}, {h.hexdigest()[:16]}"
+
+
+def run(cfg: search.SearchConfig, argv: list[str] | None) -> dict:
+    """The search of `main`, once the processes are started."""
     main_proc = parallel.is_main_process()
+    say = parallel.log
     run_dir = cfg.out
-    os.makedirs(run_dir, exist_ok=True)
-    mesh = parallel.make_mesh()
     command = "python -m experiments.meta_search " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )
-    if main_proc:
-        io.atomic_write_json(
-            os.path.join(run_dir, "config.json"), dataclasses.asdict(cfg)
-        )
-    pool = search.TaskPool(cfg, mesh)
+    if main_proc:  # one owner a folder: refused before anything is loaded
+        try:
+            io.claim_folder(run_dir, "meta_search", command)
+        except ValueError as err:
+            sys.exit(f"error: {err}")
     es, es_params = search.make_strategy(cfg)
     state = search.init_es_state(cfg, es, es_params, jax.random.key(cfg.seed))
     history: list[dict] = []
@@ -208,12 +278,30 @@ def main(argv: list[str] | None = None) -> dict:
                      "settings; continue it with its own settings (--resume), or use "
                      "another --out")
         history = record["history"]
-        print(f"resuming {run_dir} at generation {len(history)}")
+        if len(history) > cfg.generations:
+            sys.exit(f"error: {run_dir} has {len(history)} generations already; "
+                     f"--generations must be at least {len(history)}")
+    # Every process must run the same search from the same checkpoint.
+    digest = "none" if saved is None else checkpoint_digest(state, history)
+    try:
+        parallel.check_processes_agree(processes_record(cfg, digest))
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    if saved is not None:
+        say(f"resuming {run_dir} at generation {len(history)}")
     elif cfg.resume:
-        print(f"no checkpoint in {run_dir} yet: starting from generation 0")
-    print(
-        f"devices: {len(jax.devices())} x {jax.devices()[0].platform}; "
-        f"pop {cfg.pop}, {cfg.num_params} coefficients ({cfg.family}, order "
+        say(f"no checkpoint in {run_dir} yet: starting from generation 0")
+    if main_proc:
+        io.atomic_write_json(
+            os.path.join(run_dir, "config.json"), dataclasses.asdict(cfg)
+        )
+    mesh = parallel.make_mesh()
+    pool = search.TaskPool(cfg, mesh)
+    procs = jax.process_count()
+    say(
+        f"devices: {len(jax.devices())} x {jax.devices()[0].platform}"
+        + (f" over {procs} processes" if procs > 1 else "")
+        + f"; pop {cfg.pop}, {cfg.num_params} coefficients ({cfg.family}, order "
         f"{cfg.order}); tasks/gen {cfg.tasks}, seeds {cfg.seeds}"
     )
     t0 = time.time()
@@ -233,12 +321,21 @@ def main(argv: list[str] | None = None) -> dict:
             io.save_checkpoint(run_dir, parallel.to_host(state),
                                {"config_hash": run_hash, "history": history})
             write_metrics(run_dir, history)
+        if os.environ.get("ARL_JAX_TEST_KILL_AFTER") == str(len(history)):
+            # Tests: SIGKILL this process right after a generation's checkpoint.
+            os.kill(os.getpid(), signal.SIGKILL)
         bar.set_postfix(
             best=f"{record['best_val_acc']:.3f}",
             mean=f"{record['mean_val_acc']:.3f}",
             div=f"{record['diverged_fraction']:.2f}",
         )
+        if record["all_diverged"]:
+            say(f"warning: generation {g}: every candidate diverged on every task; "
+                "the scores say nothing (is --lr too large?)")
     bar.close()
+    if history and all(r.get("all_diverged") for r in history):
+        say("warning: every candidate of every generation diverged: the loss chosen "
+            "below is arbitrary")
 
     # Pick the final loss: re-score the generation elites and the final mean.
     origins = [("elite", r["generation"]) for r in history]
@@ -283,7 +380,7 @@ def main(argv: list[str] | None = None) -> dict:
         "chosen": idx,
         "candidates": scored,
     }
-    held = heldout_comparison(cfg, coeffs)
+    held = heldout_comparison(cfg, coeffs, say)
     if main_proc:
         io.atomic_write_json(os.path.join(run_dir, "best_loss.json"), best)
         io.atomic_write_json(os.path.join(run_dir, "selection.json"), selection)
@@ -297,7 +394,7 @@ def main(argv: list[str] | None = None) -> dict:
         panels[name] = functools.partial(losses.family_loss, base,
                                          jnp.asarray(part, jnp.float32))
         plotting.plot_losses(panels, os.path.join(run_dir, "learned_loss.png"))
-    print(
+    say(
         f"\nbest loss ({best['origin']}): {cfg.family} coeffs "
         f"{np.array2string(coeffs, precision=4)}; selection fitness "
         f"{best['fitness']:.4f}; written to {run_dir}/best_loss.json"

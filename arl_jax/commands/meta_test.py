@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from arl_jax import cli, compare, io, losses, models, report, tasks
+from arl_jax import cli, compare, io, losses, models, parallel, report, tasks
 from arl_jax import data as data_lib
 from arl_jax import noise as noise_lib
 from arl_jax.cli import field as _field
@@ -56,6 +56,10 @@ class MetaTestConfig:
     train_size: int = _field(0, "cap on training examples (0: all)")
     out: str = _field("runs/meta_test", "output folder")
     seed: int = _field(0, "seed (data split, noise, initialisation)")
+    coordinator: str = _field("", parallel.HELP["coordinator"])
+    num_processes: int = _field(0, parallel.HELP["num_processes"])
+    process_id: int = _field(-1, parallel.HELP["process_id"])
+    peer_timeout: int = _field(120, parallel.HELP["peer_timeout"])
 
     def __post_init__(self) -> None:
         # `--archs mlp,cnn` and `--archs mlp cnn` mean the same (so do the losses);
@@ -95,11 +99,33 @@ class MetaTestConfig:
         noise_settings(self.noise)
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"--optimizer: {self.optimizer!r}; valid: adam, sgd")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0; got {self.lr}")
+        if not 0 < self.lr < 1e30:  # finite in float32
+            raise ValueError(f"--lr must be a positive finite number; got {self.lr}")
+        if self.train_size < 0:
+            raise ValueError(f"--train-size must be >= 0 (0: all); got "
+                             f"{self.train_size}")
+        for flag, items in (("--losses", self.losses), ("--archs", self.archs)):
+            twice = sorted({x for x in items if items.count(x) > 1})
+            if twice:
+                raise ValueError(f"{flag}: {', '.join(twice)} given twice; list each "
+                                 "once")
+        labels = [compare.loss_file_label(p) for p in self.loss_file]
+        twice = sorted({x for x in labels if labels.count(x) > 1})
+        if twice:
+            raise ValueError(f"--loss-file: {', '.join(twice)} given twice")
+        for path in self.loss_file:
+            try:
+                losses.read_loss_file(path)
+            except ValueError as err:
+                raise ValueError(f"--loss-file: {err}") from None
         for flag in ("seeds", "steps", "batch_size"):
             if getattr(self, flag) < 1:
                 raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
+        parallel.check_distributed_flags(
+            self.coordinator, self.num_processes, self.process_id
+        )
+        if self.peer_timeout < 1:
+            raise ValueError(f"--peer-timeout must be >= 1 (got {self.peer_timeout})")
 
 
 def noise_settings(items: tuple[str, ...]) -> list[tuple[str, float, str]]:
@@ -139,20 +165,24 @@ def loss_specs(cfg: MetaTestConfig) -> list[compare.LossSpec]:
     return specs + compare.baseline_specs(names)
 
 
-# What a row's number depends on besides the loss: a rerun into a folder that has
-# rows must use the same values, or old and new rows would be averaged together.
-RECIPE = ("dataset", "noise", "seeds", "steps", "batch_size", "lr", "optimizer",
-          "train_size", "seed")  # fmt: skip
+RECIPE = report.RECIPE
 
 
 def recipe_changes(out: str, rows: list[dict], cfg: MetaTestConfig) -> list[str]:
     """`--flag: before -> now` for each RECIPE field that differs from the run that
     wrote `out`'s rows ([] if there are none, or no config.json to compare with)."""
     path = os.path.join(out, "config.json")
-    if not rows or not os.path.exists(path):
+    if not rows:
         return []
-    with open(path) as fh:
-        return cli.config_changes(json.load(fh), cfg, RECIPE)
+    try:
+        with open(path) as fh:
+            saved = json.load(fh)
+        assert isinstance(saved, dict)
+    except (OSError, ValueError, AssertionError):
+        raise ValueError(f"{out} has rows but no readable {path}: their recipe is "
+                         "unknown, so new rows cannot join them; use another --out"
+                         ) from None
+    return cli.config_changes(saved, cfg, RECIPE)
 
 
 def learned_coeffs_in(out: str, rows: list[dict], specs) -> dict:
@@ -189,11 +219,16 @@ def learned_coeffs_in(out: str, rows: list[dict], specs) -> dict:
 def main(argv: list[str] | None = None) -> list[dict]:
     """Run the grid; returns every row (finished earlier or now)."""
     cfg, parser = cli.parse_config(MetaTestConfig, argv, DESCRIPTION)
-    os.makedirs(cfg.out, exist_ok=True)
-    specs = loss_specs(cfg)
-    csv_path = os.path.join(cfg.out, "runs.csv")
-    old_rows = report.read_rows(csv_path)
-    changes = recipe_changes(cfg.out, old_rows, cfg)
+    args = sys.argv[1:] if argv is None else argv
+    command = "python -m experiments.meta_test " + " ".join(args)
+    try:  # one owner a folder, before anything is read or trained
+        io.claim_folder(cfg.out, "meta_test", command)
+        specs = loss_specs(cfg)
+        csv_path = os.path.join(cfg.out, "runs.csv")
+        old_rows = report.read_rows(csv_path)
+        changes = recipe_changes(cfg.out, old_rows, cfg)
+    except ValueError as err:
+        parser.error(str(err))
     if changes:
         parser.error(
             f"{cfg.out} holds rows of another recipe ({'; '.join(changes)}); "
@@ -272,11 +307,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if reference:
         paired = report.paired_tables(rows, reference)
         tables += ("\n" + paired) if paired else ""
-    args = sys.argv[1:] if argv is None else argv
     opt = "SGD (momentum 0.9)" if cfg.optimizer == "sgd" else "Adam"
     header = (
         f"# Meta-test on {cfg.dataset}\n\n"
-        f"Command: `python -m experiments.meta_test {' '.join(args)}`\n\n"
+        f"Command: `{command}`\n\n"
         f"Devices: {len(jax.devices())} x {jax.devices()[0].device_kind}; "
         f"{cfg.steps} steps, batch {cfg.batch_size}, {opt} lr {cfg.lr}, "
         f"{cfg.seeds} seed{'s' if cfg.seeds > 1 else ''}.\n\n"
