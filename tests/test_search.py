@@ -1,9 +1,9 @@
-"""The meta-search: command line, outputs, resume after SIGKILL, progress, sharding."""
+"""The meta-search: command line, outputs, resume after SIGKILL, checkpoints,
+fitness, sharding, and shipping a result (`arl_jax.commands.ship_loss`)."""
 
 import dataclasses
 import json
 import os
-import shlex
 import signal
 import subprocess
 import sys
@@ -12,8 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from arl_jax import losses, search
-from experiments import meta_search
+from arl_jax import io, losses, search, tasks
+from arl_jax.commands import meta_search, ship_loss
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,7 +38,7 @@ def run_cli(args, env_extra=None, **kw):
     env = dict(os.environ)
     env.update(env_extra or {})
     return subprocess.run(
-        [sys.executable, "-m", "experiments.meta_search", *args],
+        [sys.executable, "-m", "arl_jax.commands.meta_search", *args],
         cwd=REPO, env=env, capture_output=True, text=True, **kw,
     )  # fmt: skip
 
@@ -55,14 +55,18 @@ def full_run(tmp_path_factory):
 def test_cli_writes_every_output(full_run):
     out, proc = full_run
     for name in (
-        "config.json", "metrics.jsonl", "best_loss.json", "checkpoint.pkl",
+        "config.json", "metrics.jsonl", "best_loss.json", "checkpoint.npz",
         "fitness.png", "learned_loss.png", "heldout.json", "selection.json",
     ):  # fmt: skip
         assert (out / name).exists(), name
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["pop"] == 8 and cfg["datasets"] == "synthetic"
     lines = (out / "metrics.jsonl").read_text().splitlines()
-    assert [json.loads(line)["generation"] for line in lines] == [0, 1, 2, 3]
+    records = [json.loads(line) for line in lines]
+    assert [r["generation"] for r in records] == [0, 1, 2, 3]
+    for r in records:
+        assert {"best_fitness", "mean_fitness", "best_val_acc", "mean_val_acc",
+                "diverged_fraction", "es_mean", "tasks", "task_val_acc_best"} <= set(r)
     best = json.loads((out / "best_loss.json").read_text())
     for key in ("family", "coeffs", "fitness", "generation", "command", "seed",
                 "versions"):  # fmt: skip
@@ -90,7 +94,7 @@ def test_cli_writes_every_output(full_run):
 # meta_search that kills itself with SIGKILL once 2 generations are checkpointed.
 KILL_AFTER_2 = """
 import os, signal, sys
-from experiments import meta_search
+from arl_jax.commands import meta_search
 write = meta_search.write_metrics
 def write_then_die(run_dir, history):
     write(run_dir, history)
@@ -139,12 +143,12 @@ def test_out_with_a_search_of_other_settings_is_refused(tmp_path, capsys):
     cfg = meta_search.resolve_config(argv)
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
     assert meta_search.resolve_config(argv) == cfg  # no checkpoint yet
-    (out / "checkpoint.pkl").write_bytes(b"")
+    (out / "checkpoint.npz").write_bytes(b"")
     assert meta_search.resolve_config(argv) == cfg
     more = meta_search.resolve_config([*argv, "--generations", "6", "--holdout="])
     assert (more.generations, more.holdout) == (6, "")
     for flags, change in [
-        (["--family", "taylor_nce_sched"], "--family: taylor_nce -> taylor_nce_sched"),
+        (["--family", "taylor_nce_prior"], "--family: taylor_nce -> taylor_nce_prior"),
         (["--seed", "5"], "--seed: 0 -> 5"),
         (["--archs", "mlp"], "--archs: mlp-s -> mlp"),
     ]:
@@ -159,6 +163,59 @@ def test_out_with_a_search_of_other_settings_is_refused(tmp_path, capsys):
     assert "no readable" in capsys.readouterr().err
 
 
+# A search small enough that a missed refusal would still end quickly.
+MICRO = ["--pop", "4", "--generations", "1", "--datasets", "synthetic", "--archs",
+         "mlp-s", "--noise", "symmetric:0.4", "--tasks", "1", "--steps", "5",
+         "--batch-size", "32", "--train-size", "128", "--val-size", "64",
+         "--select-tasks", "0", "--holdout", ""]  # fmt: skip
+
+
+def _es_state(cfg):
+    es, params = search.make_strategy(cfg)
+    return search.init_es_state(cfg, es, params, jax.random.key(cfg.seed))
+
+
+def test_checkpoint_of_another_search_is_refused(tmp_path):
+    # A checkpoint whose config hash is not this search's (config.json edited, or a
+    # folder shared by two searches) is refused, never resumed into another search.
+    out = tmp_path / "run"
+    out.mkdir()
+    argv = [*MICRO, "--out", str(out)]
+    cfg = meta_search.resolve_config(argv)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
+    other = io.config_hash(meta_search.search_identity(
+        dataclasses.replace(cfg, seed=cfg.seed + 1)))
+    assert other != io.config_hash(meta_search.search_identity(cfg))
+    io.save_checkpoint(str(out), _es_state(cfg), {"config_hash": other, "history": []})
+    with pytest.raises(SystemExit) as err:
+        meta_search.main(argv)
+    assert "belongs to a search with other settings" in str(err.value.code)
+    assert not (out / "metrics.jsonl").exists()
+    # The hash covers what the search is, not what may change when it continues.
+    more = dataclasses.replace(cfg, generations=9, holdout="digits", out="elsewhere")
+    assert io.config_hash(meta_search.search_identity(more)) == io.config_hash(
+        meta_search.search_identity(cfg))
+
+
+def test_corrupted_checkpoint_is_refused_with_a_message(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    argv = [*MICRO, "--out", str(out)]
+    cfg = meta_search.resolve_config(argv)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
+    path = io.save_checkpoint(str(out), _es_state(cfg), {
+        "config_hash": io.config_hash(meta_search.search_identity(cfg)),
+        "history": []})
+    with open(path, "rb") as fh:
+        whole = fh.read()
+    with open(path, "wb") as fh:
+        fh.write(whole[: len(whole) // 2])  # a truncated file
+    with pytest.raises(SystemExit) as err:
+        meta_search.main(argv)
+    assert "unreadable or truncated" in str(err.value.code)
+    assert not (out / "metrics.jsonl").exists()
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -171,10 +228,12 @@ def test_out_with_a_search_of_other_settings_is_refused(tmp_path, capsys):
         (["--family", "nope"], "--family"),
         (["--init", "1,2"], "--init"),
         (["--datasets", "synthetic", "--noise", "asymmetric:0.3"], "--noise"),
+        (["--noise", "symmetric:0.2", "0.4"], "--noise"),  # a rate without a kind
+        (["--noise", "symmetric:0.2-0.4-0.6"], "--noise"),
         (["--fitness", "median"], "--fitness"),
-        (["--fitness", "margin", "--references", "nce_maee"], "--references"),
-        (["--fitness", "margin", "--references", "arl"], "--references"),
-        (["--fitness", "margin", "--references", ""], "--references"),
+        (["--fitness", "margin"], "--fitness"),  # removed
+        (["--references", "nce_mae"], "--references"),  # removed
+        (["--family", "taylor_nce_sched"], "--family"),  # removed
     ],
 )
 def test_bad_flags_are_refused_before_compiling(flags, message, capsys):
@@ -184,16 +243,36 @@ def test_bad_flags_are_refused_before_compiling(flags, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_every_config_field_is_a_flag():
-    parser_help = run_cli(["--help"], timeout=120).stdout
+def test_noise_flag_takes_one_syntax_in_several_words():
+    cfg = meta_search.resolve_config(
+        ["--noise", "symmetric:0.2,0.4", "asymmetric:0.2-0.4", "--datasets", "digits"])
+    assert cfg.noise == ("symmetric:0.2,0.4", "asymmetric:0.2-0.4")
+    assert tasks.parse_noise_ranges(cfg.noise) == tasks.parse_noise_ranges(
+        "symmetric:0.2,symmetric:0.4,asymmetric:0.2-0.4")
+    old = meta_search.resolve_config(["--noise", "symmetric:0.2,symmetric:0.4"])
+    assert tasks.parse_noise_ranges(old.noise) == tasks.parse_noise_ranges(
+        "symmetric:0.2,0.4")
+    default = search.SearchConfig()
+    assert isinstance(default.noise, tuple)
+    assert [r.spec(r.low) for r in tasks.parse_noise_ranges(default.noise)] == [
+        f"{k}:{r:.4f}" for k, rates in (("symmetric", (0.2, 0.4, 0.6, 0.8)),
+                                        ("asymmetric", (0.2, 0.4))) for r in rates]
+
+
+def test_every_config_field_is_a_flag_and_the_checkout_shim_runs():
+    # `python -m experiments.meta_search` (the checkout's shim) runs the same main.
+    parser_help = subprocess.run(
+        [sys.executable, "-m", "experiments.meta_search", "--help"], cwd=REPO,
+        capture_output=True, text=True, timeout=120).stdout
     for f in search.SearchConfig.__dataclass_fields__:
         assert "--" + f.replace("_", "-") in parser_help
+    assert tasks.NOISE_SYNTAX.split(",")[0] in " ".join(parser_help.split())
 
 
 def small_cfg(**kw):
     base = dict(
         pop=8, generations=1, datasets="synthetic", archs="mlp-s",
-        noise="symmetric:0.6", tasks=1, steps=60, batch_size=64, train_size=512,
+        noise=("symmetric:0.6",), tasks=1, steps=60, batch_size=64, train_size=512,
         val_size=256, select_tasks=0, holdout="",
     )  # fmt: skip
     base.update(kw)
@@ -222,6 +301,7 @@ def test_rank_fitness_weighs_every_task_the_same():
         search.fitness_from(val, "median")
 
 
+@pytest.mark.slow
 def test_rank_fitness_search_and_selection_run():
     cfg = small_cfg(fitness="rank", select_tasks=2)
     mesh = jax.sharding.Mesh(np.array(jax.devices()), ("pop",))
@@ -241,46 +321,13 @@ def test_rank_fitness_search_and_selection_run():
     assert sorted(fit)[0] <= -0.5
 
 
-def test_margin_fitness_is_the_worst_architecture_against_the_best_reference():
-    # [pop 3, tasks 4, seeds 1]; tasks 0-1 on "mlp", 2-3 on "cnn"; 2 references.
-    val = np.array([
-        [[0.90], [0.80], [0.60], [0.50]],  # far ahead on mlp, behind on cnn
-        [[0.76], [0.66], [0.66], [0.56]],  # a little ahead on both
-        [[0.00], [0.00], [0.00], [0.00]],  # diverged
-    ])  # fmt: skip
-    refs = np.array([
-        [[0.75], [0.60], [0.65], [0.55]],
-        [[0.70], [0.65], [0.60], [0.50]],
-    ])  # best per task: .75 .65 .65 .55
-    archs = ["mlp", "mlp", "cnn", "cnn"]
-    fit = search.fitness_from(val, "margin", refs, archs)
-    # candidate 0: mlp (+.15 +.15)/2 = .15, cnn (-.05 -.05)/2 = -.05 -> worst -.05
-    np.testing.assert_allclose(fit, [0.05, -0.01, 0.70], atol=1e-6)
-    assert int(np.argmin(fit)) == 1  # ahead everywhere beats far ahead on one arch
-    # The mean fitness would pick candidate 0.
-    assert int(np.argmin(search.fitness_from(val, "mean"))) == 0
-    with pytest.raises(ValueError, match="ref_val_acc"):
-        search.fitness_from(val, "margin", refs, archs[:3])
-
-
-def test_margin_fitness_search_and_selection_run():
-    cfg = small_cfg(fitness="margin", references="nce_mae,cross_entropy", tasks=2,
-                    archs="mlp-s,mlp", select_tasks=2)
-    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("pop",))
-    pool = search.TaskPool(cfg, mesh)
-    es, params = search.make_strategy(cfg)
-    state = search.init_es_state(cfg, es, params, jax.random.key(0))
-    _, rec = search.run_generation(cfg, es, params, state, pool, 0)
-    ref = np.array(rec["task_ref_val_acc"])  # [2 references, 2 tasks]
-    assert ref.shape == (2, 2) and ((0.0 < ref) & (ref <= 1.0)).all()
-    best = np.array(rec["task_val_acc_best"])  # the fittest candidate's, per task
-    archs = np.array([t["arch"] for t in rec["tasks"]])
-    worst = min((best - ref.max(0))[archs == a].mean() for a in set(archs))
-    assert rec["best_fitness"] == pytest.approx(-worst, abs=1e-6)
-    # Selection: a loss that rewards a low p_y is far behind the references.
-    good = losses.family_init("taylor_nce", 4)
-    idx, fit = search.select_final(cfg, pool, np.stack([-good, good]))
-    assert idx == 1 and fit[0] > 0.15 and fit[0] > fit[1] + 0.15
+def test_fitness_modes_are_mean_and_rank_only():
+    assert set(search.FITNESS_MODES) == {"mean", "rank"}
+    val = np.zeros((2, 3, 1))
+    with pytest.raises(ValueError, match="fitness mode"):
+        search.fitness_from(val, "margin")
+    with pytest.raises(ValueError, match="--fitness"):
+        search.SearchConfig(fitness="margin").validate()
 
 
 @pytest.mark.slow
@@ -309,6 +356,7 @@ def test_search_improves_on_a_toy_task():
     assert np.mean([r["mean_fitness"] for r in records[-2:]]) < first_mean - 0.1
 
 
+@pytest.mark.slow
 def test_search_population_is_sharded_on_four_devices():
     from jax.sharding import PartitionSpec as P
 
@@ -346,13 +394,10 @@ def test_search_population_is_sharded_on_four_devices():
 
 @pytest.mark.slow
 def test_ship_loss_writes_a_loadable_pretrained_file(full_run, tmp_path):
-    from arl_jax import losses
-    from experiments import ship_loss
-
     out, _ = full_run
     dest = tmp_path / "arl.json"
     # force: this 4-generation toy search need not beat CE on its held-out data
-    # (the refusal is tested on real searches below).
+    # (the refusal is tested below).
     ship_loss.ship(str(out), str(dest), force=True)
     info = json.loads(dest.read_text())
     best = json.loads((out / "best_loss.json").read_text())
@@ -362,40 +407,58 @@ def test_ship_loss_writes_a_loadable_pretrained_file(full_run, tmp_path):
     assert info["coeffs"] == coeffs and info["scale"] == scale > 0
     assert set(info["heldout"]["results"]) == {"learned", "cross_entropy", "gce"}
     logits = jax.numpy.array([[2.0, 0.0, -1.0]])
-    val = losses.arl_loss(logits, jax.numpy.array([0]), coeffs=info["coeffs"])
+    val = losses.arl_loss(logits, jax.numpy.array([0]), coeffs=info["coeffs"],
+                          family=info["family"])
     assert np.isfinite(val).all()
+    # The file is a loss file: load_loss and $ARL_JAX_LOSS_FILE read it.
+    np.testing.assert_allclose(losses.load_loss(str(dest))(logits, [0]), val)
     with pytest.raises(SystemExit):
-        ship_loss.main([str(tmp_path / "nothing-here")])
+        ship_loss.main([str(tmp_path / "nothing-here"), "--dest", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize(("run", "match"), [
-    ("search_y", "below cross-entropy"),  # 11.15% against 78.16% on Fashion-MNIST
-    ("search_z", "changes over training"),  # a scheduled family
-])
-def test_ship_loss_refuses_what_should_not_be_the_default(run, match, tmp_path):
-    from experiments import ship_loss
+# Search R's loss (taylor_nce, order 4): the shipped loss without its prior weight.
+R_COEFFS = [1.4867494106292725, 0.8034337162971497, -2.1545286178588867,
+            -0.5859202146530151, -0.09289447963237762, 0.19338619709014893]
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    src = os.path.join(root, "docs", "runs", run)
+
+def fake_run(folder, family="taylor_nce", coeffs=R_COEFFS, learned=None, ce=None):
+    """A finished search folder: best_loss.json, and heldout.json when given."""
+    folder.mkdir()
+    best = {"family": family, "coeffs": list(coeffs), "fitness": -0.7,
+            "generation": 3, "command": "python -m experiments.meta_search",
+            "seed": 3, "date": "2026-01-01T00:00:00+00:00"}
+    (folder / "best_loss.json").write_text(json.dumps(best))
+    if learned is not None:
+        held = {"dataset": "fashion_mnist", "noise": "symmetric:0.6", "arch": "mlp-s",
+                "steps": 100, "seeds": 2, "results": {
+                    "learned": {"test_acc_mean": learned, "test_acc_std": 0.0},
+                    "cross_entropy": {"test_acc_mean": ce, "test_acc_std": 0.0}}}
+        (folder / "heldout.json").write_text(json.dumps(held))
+    return str(folder), best
+
+
+def test_ship_loss_refuses_a_loss_below_cross_entropy(tmp_path):
+    src, _ = fake_run(tmp_path / "lost", learned=0.1115, ce=0.7816)
     dest = tmp_path / "arl.json"
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match="below cross-entropy"):
         ship_loss.ship(src, str(dest))
     assert not dest.exists()
     with pytest.raises(SystemExit):
         ship_loss.main([src, "--dest", str(dest)])
+    assert not dest.exists()
     info = ship_loss.ship(src, str(dest), force=True)  # the researcher's call
-    assert info["family"] == "taylor_nce_sched"
-    assert json.loads(dest.read_text())["family"] == info["family"]
+    assert info["family"] == "taylor_nce"
+    assert json.loads(dest.read_text()) == info
     assert info["coeffs"] != info["search_coeffs"]  # in normal form
+    assert info["heldout"]["results"]["learned"]["test_acc_mean"] == 0.1115
+    # One that beat cross-entropy ships without --force.
+    won, _ = fake_run(tmp_path / "won", learned=0.80, ce=0.78)
+    assert ship_loss.ship(won, str(tmp_path / "won.json"))["family"] == "taylor_nce"
 
 
 def test_ship_loss_adds_the_class_prior_or_says_why_not(tmp_path, capsys):
-    from arl_jax import losses
-    from experiments import ship_loss
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    src = os.path.join(root, "docs", "runs", "search_r")
-    found = json.loads(open(os.path.join(src, "best_loss.json")).read())
+    src, found = fake_run(tmp_path / "r")
     dest = tmp_path / "arl.json"
     # In normal form by default: the penalty's weight is divided by the same factor.
     info = ship_loss.ship(src, str(dest), prior_weight=1.5)
@@ -404,13 +467,22 @@ def test_ship_loss_adds_the_class_prior_or_says_why_not(tmp_path, capsys):
     assert info["coeffs"][-1] == pytest.approx(1.5 / info["scale"])
     assert (info["coeffs"], info["scale"]) == tuple(
         losses.normalise_coeffs("taylor_nce_prior", info["search_coeffs"]))
-    kept = ship_loss.ship(src, str(dest), prior_weight=0, keep_coeffs=True)
-    assert kept["coeffs"] == [*found["coeffs"], 0.0] and "scale" not in kept
+    kept = ship_loss.ship(src, str(dest), prior_weight=3, keep_coeffs=True)
+    assert kept["coeffs"] == [*found["coeffs"], 3.0] and "scale" not in kept
+    assert kept["prior_weight"] == 3.0
+    # As shipped: the written file is the objective of mean loss + 3 x the penalty.
+    logits = jax.random.normal(jax.random.key(0), (16, 10))
+    labels = jax.random.randint(jax.random.key(1), (16,), 0, 10)
+    want = float(np.mean(losses.taylor_nce_loss(np.array(found["coeffs"]), logits,
+                                                labels))) + 3.0 * float(
+        losses.class_prior_penalty(logits))
+    np.testing.assert_allclose(losses.load_objective(str(dest))(logits, labels), want,
+                               rtol=1e-5)
+    taylor, _ = fake_run(tmp_path / "taylor", family="taylor", coeffs=[1.0, -1.0, 0.5])
     for argv, message in [
         ([src, "--prior-weight", "-1"], "--prior-weight must be finite and >= 0"),
         ([src, "--prior-weight", "nan"], "--prior-weight must be finite and >= 0"),
-        ([os.path.join(root, "docs", "runs", "search_z"), "--force",
-          "--prior-weight", "1"], "has no class-prior form"),
+        ([taylor, "--prior-weight", "1"], "has no class-prior form"),
     ]:
         with pytest.raises(SystemExit):
             ship_loss.main([*argv, "--dest", str(tmp_path / "no.json")])
@@ -418,16 +490,38 @@ def test_ship_loss_adds_the_class_prior_or_says_why_not(tmp_path, capsys):
     assert not (tmp_path / "no.json").exists()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("family", ["taylor_nce_fit", "taylor_nce_prior"])
-def test_batch_reading_search_ships_a_drop_in_loss(tmp_path, family):
-    # A search of the fit-driven family plots its loss at three batch fits (the prior
-    # family its per-example part), and its loss ships (unlike a scheduled one):
-    # arl_loss(logits, labels) evaluates it.
-    from arl_jax import losses
-    from experiments import ship_loss
+def test_ship_loss_destination(tmp_path, capsys, monkeypatch):
+    src, _ = fake_run(tmp_path / "r")
+    # From a source checkout the default is the checkout's shipped loss file...
+    assert ship_loss.checkout_pretrained() == os.path.join(
+        REPO, "arl_jax", "pretrained", "arl.json")
+    # ...from an installed copy there is none: --dest is required.
+    monkeypatch.setattr(ship_loss, "checkout_pretrained", lambda: None)
+    with pytest.raises(SystemExit):
+        ship_loss.main([src])
+    assert "--dest is required" in capsys.readouterr().err
+    # A folder is refused (the file would not be where the user looks).
+    with pytest.raises(SystemExit):
+        ship_loss.main([src, "--dest", str(tmp_path)])
+    assert "is a folder" in capsys.readouterr().err
+    dest = tmp_path / "mine.json"
+    ship_loss.main([src, "--dest", str(dest)])
+    assert f"to {dest}" in capsys.readouterr().out
+    info = json.loads(dest.read_text())
+    assert info["ship_command"] == ship_loss.command_line([src, "--dest", str(dest)])
+    assert info["run_dir"] == os.path.normpath(src)
+    # ship() itself needs its destination.
+    with pytest.raises(TypeError):
+        ship_loss.ship(src)
 
-    out = tmp_path / "fit"
+
+@pytest.mark.slow
+def test_prior_family_search_ships_a_drop_in_loss(tmp_path):
+    # A search of the prior family plots the per-example part of its loss, and its
+    # loss ships: arl_loss(logits, labels) evaluates it per example and
+    # arl_objective adds its penalty.
+    family = "taylor_nce_prior"
+    out = tmp_path / "prior"
     proc = run_cli([*TINY, "--pop", "4", "--generations", "1", "--family",
                     family, "--out", str(out)], timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -440,88 +534,18 @@ def test_batch_reading_search_ships_a_drop_in_loss(tmp_path, family):
     labels = jax.random.randint(jax.random.key(1), (16,), 0, 10)
     got = losses.arl_loss(logits, labels, coeffs=info["coeffs"], family=info["family"])
     assert got.shape == (16,) and np.isfinite(got).all()
+    total = losses.arl_objective(logits, labels, coeffs=info["coeffs"], family=family)
+    want = np.mean(np.asarray(got, np.float64)) + info["coeffs"][-1] * float(
+        losses.class_prior_penalty(logits))
+    np.testing.assert_allclose(total, want, rtol=1e-5)
     assert ship_loss._refusal({"family": family}) == ""
 
 
-def test_scheduled_search_rejects_losses_that_rise():
-    # Searches Y and AA ended with losses that rise from a uniform to a perfect
-    # prediction (and collapsed on Fashion-MNIST); Z's falls at both ends.
-    from arl_jax import losses
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    pop = np.array([json.loads(open(os.path.join(
-        root, "docs", "runs", f"search_{r}", "best_loss.json")).read())["coeffs"]
-        for r in ("y", "z")])
-    np.testing.assert_array_equal(losses.loss_falls("taylor_nce_sched", pop),
-                                  [False, True])
-    res = {"val_acc": np.full((2, 3, 1), 0.7), "diverged": np.zeros((2, 3, 1), bool)}
-    cfg = search.SearchConfig(family="taylor_nce_sched")
-    out = search.reject_rising(cfg, pop, res)
-    np.testing.assert_array_equal(out["val_acc"][:, :, 0], [[0, 0, 0], [0.7] * 3])
-    np.testing.assert_array_equal(out["falls"], [False, True])
-    np.testing.assert_allclose(search.fitness_from(out["val_acc"]), [0.0, -0.7])
-    # The batch-driven families have the same two ends, checked alike.
-    for family in ("taylor_nce_fit", "taylor_nce_conf"):
-        cfg = search.SearchConfig(family=family)
-        np.testing.assert_array_equal(search.reject_rising(cfg, pop, res)["val_acc"],
-                                      out["val_acc"])
-    # A constant family's candidates are left to the fitness (the default search).
-    rising = np.array([[0.0, 1.0, 1.0, 0.0, 0.0, 0.0], [1.54, 1, -3.1, -2, -1.8, -.56]])
-    assert losses.loss_falls("taylor_nce", rising).tolist() == [False, True]
-    kept = search.reject_rising(search.SearchConfig(), rising, res)
-    np.testing.assert_array_equal(kept["val_acc"], res["val_acc"])
-
-
 def test_shipped_pretrained_loss_has_provenance():
-    from arl_jax import losses
-
     info = losses.load_pretrained()
     for key in ("family", "coeffs", "fitness", "generation", "command", "seed", "date"):
         assert key in info
+    assert info["family"] in losses.FAMILIES
     assert len(info["coeffs"]) == losses.family_num_params(info["family"], 4) or (
         info["family"] == "taylor" and len(info["coeffs"]) >= 2
     )
-
-
-def test_defaults_reproduce_search_g_and_the_shipped_loss_is_r_plus_the_prior(
-    tmp_path, monkeypatch
-):
-    # `make demo` (the defaults with --seed 2) reproduces search G: its recorded
-    # config (docs/runs/search_g) says so. The shipped loss is search R plus 3 x the
-    # class prior (docs/RESULTS.md sections 22-23), written by the command it
-    # records, with the coefficients the meta-test tables measured.
-    from experiments import ship_loss
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    runs = os.path.join(root, "docs", "runs")
-    with open(os.path.join(runs, "search_g", "config.json")) as f:
-        recorded = json.load(f)
-    recorded = recorded.get("config", recorded)
-    recorded.setdefault("fitness", "mean")  # flags added after G, at G's behaviour
-    recorded.setdefault("references", search.SearchConfig.references)
-    defaults = dataclasses.asdict(search.SearchConfig(seed=2))
-    assert {k: v for k, v in recorded.items() if k != "out"} == {
-        k: v for k, v in defaults.items() if k != "out"
-    }
-    with open(os.path.join(root, "arl_jax", "pretrained", "arl.json")) as f:
-        shipped = json.load(f)
-    assert shipped["run_dir"] == "docs/runs/search_r" and shipped["seed"] == 3
-    assert (shipped["family"], shipped["prior_weight"]) == ("taylor_nce_prior", 3.0)
-    with open(os.path.join(runs, "search_r", "best_loss.json")) as f:
-        found = json.load(f)
-    assert shipped["coeffs"] == [*found["coeffs"], 3.0]
-    for table in ("bar_confirm/seed2", "bar_confirm/cpu_lenet/seed3"):
-        with open(os.path.join(runs, table, "config.json")) as f:
-            tested = json.load(f)["learned_losses"]["arl[r_prior3]"]
-        assert tested == {"family": shipped["family"], "coeffs": shipped["coeffs"]}
-    # Its own command, rerun from the repository root, writes the same file.
-    argv = shlex.split(shipped["ship_command"])[3:]
-    assert ship_loss.command_line(argv) == shipped["ship_command"]
-    monkeypatch.chdir(root)
-    args = ship_loss.build_parser().parse_args(argv)
-    dest = tmp_path / "arl.json"
-    ship_loss.ship(args.run_dir, str(dest), args.force, args.prior_weight,
-                   args.keep_coeffs, args.note, ship_loss.command_line(argv))
-    assert json.loads(dest.read_text()) == shipped
-    with open(os.path.join(root, "Makefile")) as f:
-        assert "meta_search --seed 2 --out runs/demo" in f.read()
