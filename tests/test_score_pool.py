@@ -1,34 +1,46 @@
 """score_pool: family members equal the baselines they name; the command's outputs."""
 
 import json
-import pathlib
 
 import jax
 import numpy as np
 import pytest
 
-from arl_jax import losses, search
-from experiments import score_pool
+from arl_jax import compare, losses, search
+from arl_jax.commands import score_pool
 
-SEARCH_R = str(pathlib.Path(__file__).parents[1] / "docs" / "runs" / "search_r"
-               / "best_loss.json")
+# Search R's loss (taylor_nce, order 4): the shipped loss without its prior weight.
+R_COEFFS = [1.4867494106292725, 0.8034337162971497, -2.1545286178588867,
+            -0.5859202146530151, -0.09289447963237762, 0.19338619709014893]
+
+
+@pytest.fixture
+def search_r(tmp_path):
+    """A search's best_loss.json (taylor_nce, order 4) in a folder named search_r."""
+    path = tmp_path / "search_r" / "best_loss.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"family": "taylor_nce", "coeffs": R_COEFFS,
+                                "fitness": -0.7, "seed": 3}))
+    return str(path)
 
 
 @pytest.mark.parametrize("family, name", [
     ("taylor_nce", "mae"), ("taylor_nce", "nce_mae"), ("taylor_nce", "nce_rce"),
-    ("taylor_ce_nce", "mae"), ("taylor_ce_nce", "nce_mae"),
-    ("taylor_ce_nce", "nce_rce"), ("taylor_ce_nce", "cross_entropy"),
-    ("taylor_ce_nce", "sce"), ("taylor_anl", "nce_mae"), ("taylor_anl", "nce_rce"),
-    ("taylor_anl", "anl_ce"), ("taylor_nce_sched", "nce_mae"),
-    ("taylor_nce_fit", "nce_rce"),
+    ("taylor_nce_prior", "mae"), ("taylor_nce_prior", "nce_mae"),
+    ("taylor_nce_prior", "nce_rce"),
 ])  # fmt: skip
 def test_family_members_are_the_baselines_they_name(family, name):
     coeffs = score_pool.family_members(family, 4)[name]
+    assert len(coeffs) == losses.family_num_params(family, 4)
     logits = 3.0 * jax.random.normal(jax.random.key(0), (64, 10))
     labels = jax.random.randint(jax.random.key(1), (64,), 0, 10)
-    got = losses.arl_loss(logits, labels, coeffs=coeffs, family=family, progress=0.5)
+    got = losses.arl_loss(logits, labels, coeffs=coeffs, family=family)
     want = losses.LOSSES[name](logits, labels)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # Members have no batch term (a prior weight of 0): the objective is the mean.
+    np.testing.assert_allclose(
+        losses.family_objective(family, coeffs, logits, labels), np.mean(want),
+        rtol=1e-5, atol=1e-6)
 
 
 def test_ce_taylor_is_the_search_start():
@@ -92,15 +104,16 @@ def test_a_loss_outside_the_family_is_trained_by_name_on_the_same_tasks(
                                                         abs=0.02)
 
 
-def test_a_smaller_familys_loss_is_scored_in_a_larger_family():
-    # Search R's loss (taylor_nce) can be scored beside CE and SCE, which only
-    # taylor_ce_nce holds: it is written there with a CE weight of 0.
-    cfg = search.SearchConfig(family="taylor_ce_nce")
-    got = score_pool.candidates(cfg, ["sce"], [SEARCH_R])
-    found = json.loads(open(SEARCH_R).read())["coeffs"]
-    np.testing.assert_allclose(got["arl[search_r]"], [found[0], 0.0, *found[1:]],
-                               rtol=1e-6)
-    assert set(got) == {"sce", "arl[search_r]"}
+def test_a_smaller_familys_loss_is_scored_in_a_larger_family(search_r):
+    # Search R's loss (taylor_nce) can be scored in taylor_nce_prior, beside the
+    # shipped loss: it is written there with a prior weight of 0. SCE is no member:
+    # it is trained by name.
+    cfg = search.SearchConfig(family="taylor_nce_prior")
+    got = score_pool.candidates(cfg, ["sce"], [search_r])
+    label = compare.loss_file_label(search_r)
+    np.testing.assert_allclose(got[label], [*R_COEFFS, 0.0], rtol=1e-6)
+    assert got["sce"] is None
+    assert list(got) == ["sce", label]
 
 
 def test_the_shipped_loss_is_a_member_of_its_family_and_trained_by_name_elsewhere():
@@ -111,20 +124,22 @@ def test_the_shipped_loss_is_a_member_of_its_family_and_trained_by_name_elsewher
     own = score_pool.candidates(search.SearchConfig(family=shipped["family"]),
                                 ["arl"], [])
     np.testing.assert_allclose(own["arl"], shipped["coeffs"], rtol=1e-6)
-    for family in ("taylor_nce", "taylor_ce_nce", "taylor"):
+    for family in ("taylor_nce", "taylor", "taylorglo"):
         got = score_pool.candidates(search.SearchConfig(family=family), ["arl"], [])
         assert got == {"arl": None}
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--losses", "nope"], "neither a member of family"),
-    (["--family", "taylor", "--losses", "mae", "--loss-file", SEARCH_R],
+    (["--family", "taylor", "--losses", "mae", "--loss-file", "SEARCH_R"],
      "search_r/best_loss.json is taylor_nce with 6 coefficients"),
     (["--draws", "0"], "--draws must be >= 1"),
     (["--losses", "mae", "--loss-file", "nope.json"], "nope.json: not found"),
     (["--losses", "mae", "--elites", "no-such-run"], "no metrics.jsonl"),
+    (["--fitness", "margin"], "--fitness"),
 ])  # fmt: skip
-def test_bad_flags_exit_with_a_message(argv, message, tmp_path, capsys):
+def test_bad_flags_exit_with_a_message(argv, message, tmp_path, capsys, search_r):
+    argv = [search_r if a == "SEARCH_R" else a for a in argv]
     with pytest.raises(SystemExit) as err:
         score_pool.main([*argv, "--out", str(tmp_path / "x")])
     text = capsys.readouterr().err + str(err.value)

@@ -165,7 +165,10 @@ def score(
         task_list = pool.sample(search.task_rng(cfg, gen), cfg.tasks)
         k_eval = search.generation_keys(cfg, gen)[1]
         parts = [pool.evaluate(pop, task_list, k_eval)] if family else []
-        parts += [pool.evaluate_named(n, task_list, k_eval) for n in by_name]
+        # A loss by name ignores the parameters: one dummy row, the same tasks,
+        # noisy labels and seeds (TaskPool.evaluate_named went with --fitness margin).
+        unused = jnp.zeros((1, 1), jnp.float32)
+        parts += [pool.evaluate(unused, task_list, k_eval, loss=n) for n in by_name]
         res = {k: np.concatenate([p[k] for p in parts])
                for k in ("val_acc", "diverged")}
         val = res["val_acc"].mean(axis=-1)  # [pop, tasks]
