@@ -273,8 +273,9 @@ def source_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def _allgather_text(text: str) -> list[str]:
-    """`text` of every process, in process order (a collective)."""
+def allgather_text(text: str) -> list[str]:
+    """`text` of every process, in process order (a collective: every process
+    calls it at the same point)."""
     raw = np.frombuffer(text.encode(), np.uint8)
     sizes = multihost_utils.process_allgather(np.array([raw.size], np.int32))
     buf = np.zeros(int(sizes.max()), np.uint8)
@@ -295,7 +296,7 @@ def check_processes_agree(record: dict[str, Any]) -> None:
     if jax.process_count() == 1:
         return
     mine = json.dumps(record, sort_keys=True, default=str)
-    every = _allgather_text(mine)
+    every = allgather_text(mine)
     first = json.loads(every[0])
     for i, text in enumerate(every[1:], start=1):
         if text == every[0]:

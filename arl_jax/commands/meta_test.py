@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 import jax
 import numpy as np
@@ -217,16 +218,32 @@ def learned_coeffs_in(out: str, rows: list[dict], specs) -> dict:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    """Run the grid; returns every row (finished earlier or now)."""
+    """Run the grid; returns every row (finished earlier or now).
+
+    On N processes (--coordinator) the runs of the grid are dealt out in turn, each
+    process trains its runs on its own devices, and process 0 writes every row."""
     cfg, parser = cli.parse_config(MetaTestConfig, argv, DESCRIPTION)
+    try:
+        parallel.initialize_distributed(cfg.coordinator, cfg.num_processes,
+                                        cfg.process_id, timeout_s=cfg.peer_timeout)
+    except RuntimeError as err:
+        sys.exit(f"error: {err}")
+    return parallel.run_guarded(run, cfg, parser, argv)
+
+
+def run(cfg: MetaTestConfig, parser: Any, argv: list[str] | None) -> list[dict]:
+    """The meta-test of `main`, once the processes are started."""
+    main_proc, say = parallel.is_main_process(), parallel.log
     args = sys.argv[1:] if argv is None else argv
     command = "python -m experiments.meta_test " + " ".join(args)
+    csv_path = os.path.join(cfg.out, "runs.csv")
+    old_rows, changes = [], []
     try:  # one owner a folder, before anything is read or trained
-        io.claim_folder(cfg.out, "meta_test", command)
+        if main_proc:
+            io.claim_folder(cfg.out, "meta_test", command)
+            old_rows = report.read_rows(csv_path)
+            changes = recipe_changes(cfg.out, old_rows, cfg)
         specs = loss_specs(cfg)
-        csv_path = os.path.join(cfg.out, "runs.csv")
-        old_rows = report.read_rows(csv_path)
-        changes = recipe_changes(cfg.out, old_rows, cfg)
     except ValueError as err:
         parser.error(str(err))
     if changes:
@@ -241,7 +258,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     config = {k: list(v) if isinstance(v, tuple) else v
               for k, v in dataclasses.asdict(cfg).items()}  # fmt: skip
     config["learned_losses"] = recorded
-    io.atomic_write_json(os.path.join(cfg.out, "config.json"), config)
+    # learned_losses reads --out, which only process 0 needs to see.
+    record = {cli.flag_name(k): v for k, v in config.items()
+              if k not in ("process_id", "learned_losses")}  # fmt: skip
+    record["arl_jax sources"] = parallel.source_hash()
+    try:
+        parallel.check_processes_agree(record)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    if main_proc:
+        io.atomic_write_json(os.path.join(cfg.out, "config.json"), config)
     try:
         clean = data_lib.load(cfg.dataset, seed=cfg.seed)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
@@ -249,7 +275,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     clean = tasks.subsample(clean, cfg.train_size, 0, 0, cfg.seed)
     archs = [a for a in cfg.archs if models.arch_supports(a, clean.input_shape)]
     for a in set(cfg.archs) - set(archs):
-        print(f"skipping --archs {a}: it does not accept input {clean.input_shape}")
+        say(f"skipping --archs {a}: it does not accept input {clean.input_shape}")
     settings = [("none", 0.0, "none")] + noise_settings(cfg.noise)
     for kind, _, spec in settings:  # before any training: every setting applies
         if kind == "labels" and spec[len("labels:"):] not in clean.noisy_labels:
@@ -260,45 +286,33 @@ def main(argv: list[str] | None = None) -> list[dict]:
             parser.error(f"--noise {spec}: {cfg.dataset} has no asymmetric mapping; "
                          "use symmetric, pairflip, instance or nearest noise")
     done = {(r["arch"], r["noise"], r["loss"]) for r in old_rows}
-    writer = report.RowWriter(csv_path)
+    writer = report.RowWriter(csv_path) if main_proc else None
     comp = compare.Comparer(
         steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer
     )
     root = jax.random.key(cfg.seed)
     todo = [(a, i, sp) for a in archs for i in range(len(settings)) for sp in specs]
-    bar = tqdm(todo, desc="meta-test", unit="run")
-    for arch, i, spec in bar:
-        kind, rate, noise = settings[i]
-        bar.set_postfix(arch=arch, noise=noise, loss=spec.name)
-        if (arch, noise, spec.name) in done:
-            continue
-        # Same noisy labels and the same seeds for every loss of a setting.
-        k_setting = jax.random.fold_in(root, i)
-        k_noise, k_train = jax.random.split(k_setting)
-        noisy = tasks.noisy_task_data(k_noise, clean, noise)
-        if kind == "labels":  # the rate the dataset's own labels realise
-            rate = noise_lib.realised_rate(clean.y_train, noisy.y_train)
-        keys = jax.random.split(k_train, cfg.seeds)
-        t0 = time.time()
-        res = comp.run(spec, arch, noisy, keys)
-        secs = (time.time() - t0) / cfg.seeds
-        writer.write(
-            {
-                "dataset": cfg.dataset,
-                "arch": arch,
-                "noise": noise,
-                "kind": kind,
-                "rate": rate,
-                "loss": spec.name,
-                "seed": s,
-                "val_acc": float(res["val_acc"][s]),
-                "test_acc": float(res["test_acc"][s]),
-                "train_loss": float(res["train_loss"][s]),
-                "diverged": bool(res["diverged"][s]),
-                "seconds": round(secs, 3),
-            }  # fmt: skip
-            for s in range(cfg.seeds)
-        )
+    todo = [t for t in todo if (t[0], settings[t[1]][2], t[2].name) not in done]
+    procs, me = jax.process_count(), jax.process_index()
+    if procs > 1:  # process 0's list (it alone reads runs.csv), dealt out in turns
+        by_key = {(a, i, sp.name): (a, i, sp) for a, i, sp in todo}
+        keys = [[a, i, sp.name] for a, i, sp in todo]
+        chosen = json.loads(parallel.allgather_text(json.dumps(keys))[0])
+        todo = [by_key[tuple(k)] for k in chosen]
+    bar = tqdm(total=len(todo), desc="meta-test", unit="run", disable=not main_proc)
+    for turn in range(0, len(todo), procs):
+        mine = todo[turn + me : turn + me + 1]
+        rows = [r for arch, i, spec in mine for r in train_rows(
+            cfg, comp, clean, root, settings, arch, i, spec)]  # fmt: skip
+        if procs > 1:  # every process's rows of this turn, in process order
+            every = parallel.allgather_text(json.dumps(rows))
+            rows = [r for text in every for r in json.loads(text)]
+        if writer is not None:
+            writer.write(rows)
+        bar.update(min(procs, len(todo) - turn))
+    bar.close()
+    if writer is None:
+        return []
     writer.close()
     rows = report.read_rows(csv_path)
     reference = learned_reference(rows)
@@ -318,8 +332,41 @@ def main(argv: list[str] | None = None) -> list[dict]:
     io.atomic_write_text(os.path.join(cfg.out, "results.md"), header + tables)
     report.plot_accuracy_vs_noise(rows, os.path.join(cfg.out, "accuracy_vs_noise.png"))
     io.atomic_write_json(os.path.join(cfg.out, "summary.json"), summary)
-    print(tables)
+    say(tables)
     return rows
+
+
+def train_rows(cfg: MetaTestConfig, comp: compare.Comparer, clean: Any, root: Any,
+               settings: list, arch: str, i: int, spec: compare.LossSpec
+               ) -> list[dict]:
+    """One run of the grid: `spec` on `arch` at noise setting `i`; a row a seed."""
+    kind, rate, noise = settings[i]
+    # Same noisy labels and the same seeds for every loss of a setting.
+    k_noise, k_train = jax.random.split(jax.random.fold_in(root, i))
+    noisy = tasks.noisy_task_data(k_noise, clean, noise)
+    if kind == "labels":  # the rate the dataset's own labels realise
+        rate = noise_lib.realised_rate(clean.y_train, noisy.y_train)
+    keys = jax.random.split(k_train, cfg.seeds)
+    t0 = time.time()
+    res = comp.run(spec, arch, noisy, keys)
+    secs = (time.time() - t0) / cfg.seeds
+    return [
+        {
+            "dataset": cfg.dataset,
+            "arch": arch,
+            "noise": noise,
+            "kind": kind,
+            "rate": float(rate),
+            "loss": spec.name,
+            "seed": s,
+            "val_acc": float(res["val_acc"][s]),
+            "test_acc": float(res["test_acc"][s]),
+            "train_loss": float(res["train_loss"][s]),
+            "diverged": bool(res["diverged"][s]),
+            "seconds": round(secs, 3),
+        }  # fmt: skip
+        for s in range(cfg.seeds)
+    ]
 
 
 def learned_reference(rows: list[dict]) -> str | None:
