@@ -6,7 +6,7 @@ import json
 import pytest
 
 from arl_jax import cli, compare, losses, report
-from experiments import meta_test
+from arl_jax.commands import meta_test
 
 TINY = [
     "--dataset", "digits",
@@ -38,6 +38,8 @@ def test_meta_test_writes_every_output_and_resumes(tmp_path, capsys):
     assert (out / "accuracy_vs_noise.png").stat().st_size > 10_000
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["mlp-s"]["ranking"]) == {"arl", "cross_entropy", "gce"}
+    assert summary["mlp-s"]["reference"] == "arl"
+    assert set(summary["mlp-s"]["paired_minus_reference"]) >= {"cross_entropy", "gce"}
     # A rerun skips what is done: no new rows.
     meta_test.main([*TINY, "--out", str(out)])
     assert len(report.read_rows(str(out / "runs.csv"))) == 12
@@ -81,7 +83,10 @@ def test_a_rerun_with_another_recipe_is_refused(tmp_path, capsys):
     parse = lambda argv: cli.parse_config(meta_test.MetaTestConfig, argv)[0]  # noqa: E731
     cfg = parse(["--steps", "2000", "--noise", "symmetric:0.6"])
     rows = [{"loss": "gce"}]
-    assert meta_test.recipe_changes(str(tmp_path), rows, cfg) == []  # no config yet
+    assert meta_test.recipe_changes(str(tmp_path), [], cfg) == []  # nothing yet
+    # Rows without the config that made them: their recipe is unknown.
+    with pytest.raises(ValueError, match="has rows but no readable"):
+        meta_test.recipe_changes(str(tmp_path), rows, cfg)
     # A config.json written before --optimizer existed: its default is assumed.
     old = {"dataset": "fashion_mnist", "noise": ["symmetric:0.6"], "seeds": 3,
            "steps": 2000, "batch_size": 128, "lr": 0.001, "train_size": 0, "seed": 0}
@@ -151,10 +156,11 @@ def test_paired_differences_compare_seed_by_seed():
     assert report.seed_differences(rows, "b", "arl") == pytest.approx([1.0, 3.0])
     assert report.seed_differences(rows, "d", "arl") == []
     stats = report.paired_differences(rows, "arl")["mlp"]
-    assert stats["b"] == pytest.approx({"mean": 2.0, "std": 1.0, "seeds": 2,
-                                        "ahead": 2})  # fmt: skip
-    assert stats["c"] == pytest.approx({"mean": 0.0, "std": 2.0, "seeds": 2,
-                                        "ahead": 1})  # fmt: skip
+    keys = ("mean", "std", "seeds", "ahead", "min")
+    assert {k: stats["b"][k] for k in keys} == pytest.approx(
+        {"mean": 2.0, "std": 1.0, "seeds": 2, "ahead": 2, "min": 1.0})
+    assert {k: stats["c"][k] for k in keys} == pytest.approx(
+        {"mean": 0.0, "std": 2.0, "seeds": 2, "ahead": 1, "min": -2.0})
     assert "d" not in stats  # no noisy setting run
     # A seed missing one noisy setting is left out rather than compared on less.
     short = [r for r in rows if not (r["loss"] == "c" and r["seed"] == 1
@@ -165,7 +171,9 @@ def test_paired_differences_compare_seed_by_seed():
     assert md.index("| b | +2.00 ± 1.00 | 2 of 2 |") < md.index(
         "| c | +0.00 ± 2.00 | 1 of 2 |")
     assert report.paired_tables(rows, "nonexistent") == ""
-    summary = meta_test.bar_check(rows)
+    summary = meta_test.summarise(rows)
+    assert set(summary["mlp"]) == {"reference", "mean_over_noisy", "ranking",
+                                   "paired_minus_reference"}
     assert summary["mlp"]["reference"] == "arl"
     assert summary["mlp"]["paired_minus_reference"]["b"]["mean"] == pytest.approx(2.0)
     assert summary["mlp"]["ranking"][0] == "b"
@@ -173,92 +181,62 @@ def test_paired_differences_compare_seed_by_seed():
     # as results.md does (`meta_test --losses nce_mae --loss-file RUN/best_loss.json`).
     renamed = [{**r, "loss": "arl[run]"} if r["loss"] == "arl" else r for r in rows]
     assert meta_test.learned_reference(renamed) == "arl[run]"
-    other = meta_test.bar_check(renamed)["mlp"]
+    other = meta_test.summarise(renamed)["mlp"]
     assert other["reference"] == "arl[run]"
     assert other["paired_minus_reference"]["b"]["mean"] == pytest.approx(2.0)
-    assert "reference_minus_ce_sym0.6" not in other  # no cross-entropy rows
+    # Another reference may be named.
+    vs_c = meta_test.summarise(rows, "c")["mlp"]
+    assert vs_c["reference"] == "c"
+    assert vs_c["paired_minus_reference"]["arl"]["mean"] == pytest.approx(0.0)
     plain = [r for r in rows if r["loss"] in ("b", "c")]
     assert meta_test.learned_reference(plain) is None
-    assert "paired_minus_reference" not in meta_test.bar_check(plain)["mlp"]
+    assert "paired_minus_reference" not in meta_test.summarise(plain)["mlp"]
 
 
-def test_bar_check_judges_the_bar_against_the_hand_designed_losses():
-    def row(loss, noise, acc):
-        return dict(dataset="d", arch="mlp", noise=noise, kind=noise.split(":")[0],
-                    rate=0.6, loss=loss, seed=0, val_acc=acc, test_acc=acc,
+def test_summary_ranks_every_loss_by_its_mean_over_the_noisy_settings():
+    def row(arch, loss, noise, acc, seed=0):
+        return dict(dataset="d", arch=arch, noise=noise, kind=noise.split(":")[0],
+                    rate=0.0, loss=loss, seed=seed, val_acc=acc, test_acc=acc,
                     train_loss=0.0, diverged=False, seconds=0.0)  # fmt: skip
 
-    accs = {  # (symmetric 0.6, symmetric 0.8)
-        "arl": (0.80, 0.70), "cross_entropy": (0.60, 0.40), "gce": (0.79, 0.60),
-        "arl[other]": (0.90, 0.80),  # a learned candidate is no rival
+    accs = {  # arch -> loss -> (none, symmetric:0.6, asymmetric:0.4)
+        "mlp": {"arl": (0.9, 0.80, 0.70), "cross_entropy": (0.99, 0.60, 0.40),
+                "arl[other]": (0.5, 0.90, 0.80)},  # a learned candidate ranks too
+        "lenet": {"arl": (0.9, 0.70, 0.70), "cross_entropy": (0.95, 0.75, 0.75)},
     }  # fmt: skip
-    rows = [row(n, z, a[i]) for n, a in accs.items()
-            for i, z in enumerate(("symmetric:0.6", "symmetric:0.8"))]  # fmt: skip
-    bar = meta_test.bar_check(rows)["mlp"]["bar"]
-    named = ["sce", "nce_rce", "taylor_ce", "poly1"]  # gce ran
-    assert bar == {"criterion_1_met": True, "criterion_2_met": True,
-                   "reference_rank": 1, "losses": 3, "best": "arl",
-                   "named_not_run": named}  # fmt: skip
-    text = meta_test.bar_text(meta_test.bar_check(rows))
-    assert "+20.00 points: criterion 1 met" in text and "1 of 3" in text
-    # A "met" against a table without the named losses says so.
-    said = f"criterion 2 met among the losses run here ({', '.join(named)} not run)"
-    assert said in text
-    full = rows + [row(n, z, 0.5) for n in named
-                   for z in ("symmetric:0.6", "symmetric:0.8")]  # fmt: skip
-    bar = meta_test.bar_check(full)["mlp"]["bar"]
-    assert bar["named_not_run"] == [] and bar["losses"] == 7
-    text = meta_test.bar_text(meta_test.bar_check(full))
-    assert "(75.00%): criterion 2 met.\n" in text
-    # 14 points over CE at symmetric 0.6 and a better hand-designed loss: both fail.
-    arl6 = ("arl", "symmetric:0.6")
-    rows = [dict(r, test_acc=0.74) if (r["loss"], r["noise"]) == arl6 else r
-            for r in rows]  # fmt: skip
-    rows += [row("nce_rce", z, 0.76) for z in ("symmetric:0.6", "symmetric:0.8")]
-    bar = meta_test.bar_check(rows)["mlp"]["bar"]
-    assert bar["criterion_1_met"] is False and bar["criterion_2_met"] is False
-    assert (bar["reference_rank"], bar["best"]) == (2, "nce_rce")
-    text = meta_test.bar_text(meta_test.bar_check(rows))
-    assert "+14.00 points: criterion 1 not met" in text
-    assert "criterion 2 not met (nce_rce: 76.00%)" in text
-    assert "The bar on fashion_mnist" in text and "comparison only" not in text
-    text = meta_test.bar_text(meta_test.bar_check(rows), "digits")
-    assert "The bar on digits" in text and "for comparison only" in text
-    # Learned losses only (`--losses none`): criterion 2 has no rival to judge by.
-    learned = [r for r in rows if report.is_learned(r["loss"])]
-    bar = meta_test.bar_check(learned)["mlp"]["bar"]
-    assert bar["criterion_2_met"] is None and bar["losses"] == 1
-    assert "criterion 2 not measured (no hand-designed loss run)" in (
-        meta_test.bar_text(meta_test.bar_check(learned)))
+    noises = ("none", "symmetric:0.6", "asymmetric:0.4")
+    rows = [row(a, n, z, v[i] + d) for a, by in accs.items() for n, v in by.items()
+            for i, z in enumerate(noises) for d in (-0.01, 0.01)]  # fmt: skip
+    rows = [dict(r, seed=i % 2) for i, r in enumerate(rows)]
+    summary = meta_test.summarise(rows)
+    assert set(summary) == {"mlp", "lenet"}  # one entry per architecture, no other
+    mlp, lenet = summary["mlp"], summary["lenet"]
+    # The clean column does not count.
+    assert mlp["mean_over_noisy"] == pytest.approx(
+        {"arl": 0.75, "cross_entropy": 0.50, "arl[other]": 0.85})
+    assert mlp["ranking"] == ["arl[other]", "arl", "cross_entropy"]
+    assert lenet["ranking"] == ["cross_entropy", "arl"]
+    assert lenet["paired_minus_reference"]["cross_entropy"]["mean"] == pytest.approx(
+        5.0)  # points of accuracy, seed by seed
+    text = json.dumps(summary)
+    assert "bar" not in text and "criterion" not in text
+    assert not any(n.startswith("BAR") or "bar_" in n for n in dir(meta_test))
 
 
-def test_bar_check_reads_criterion_2_over_the_architectures_together():
-    def row(arch, loss, acc):
-        return dict(dataset="d", arch=arch, noise="symmetric:0.8", kind="symmetric",
-                    rate=0.8, loss=loss, seed=0, val_acc=acc, test_acc=acc,
-                    train_loss=0.0, diverged=False, seconds=0.0)  # fmt: skip
-
-    # Each architecture has its own best hand-designed loss; arl is second in
-    # both tables and first on their average. `sce` ran on one architecture only.
-    accs = {"mlp": {"arl": 0.70, "nce_rce": 0.72, "nce_mae": 0.60, "sce": 0.9},
-            "lenet": {"arl": 0.80, "nce_rce": 0.70, "nce_mae": 0.81}}  # fmt: skip
-    rows = [row(a, n, v) for a, d in accs.items() for n, v in d.items()]
-    summary = meta_test.bar_check(rows)
-    assert summary["mlp"]["bar"]["criterion_2_met"] is False
-    assert summary["lenet"]["bar"]["criterion_2_met"] is False
-    across = summary[meta_test.ACROSS]
-    assert across["archs"] == ["lenet", "mlp"]
-    assert across["mean_over_noisy"] == pytest.approx(
-        {"arl": 0.75, "nce_rce": 0.71, "nce_mae": 0.705})
-    assert across["bar"] == {"criterion_2_met": True, "reference_rank": 1,
-                             "losses": 3, "best": "arl",
-                             "named_not_run": ["gce", "sce", "taylor_ce",
-                                               "poly1"]}  # fmt: skip
-    text = meta_test.bar_text(summary)
-    assert "- lenet and mlp together" in text and "(75.00%): criterion 2 met" in text
-    assert text.count("criterion 2") == 3 + 1  # the heading names it once
-    # One architecture: no such entry.
-    assert meta_test.ACROSS not in meta_test.bar_check(rows[:4])
+def test_noise_settings_take_the_one_syntax_at_fixed_rates():
+    got = meta_test.noise_settings(("symmetric:0.2,0.4", "asymmetric:3e-1", "none"))
+    assert [(k, r) for k, r, *_ in got] == [
+        ("symmetric", 0.2), ("symmetric", 0.4), ("asymmetric", 0.3)]
+    # The old one-kind-per-entry form is the same.
+    assert meta_test.noise_settings(("symmetric:0.2,symmetric:0.4",)) == (
+        meta_test.noise_settings(("symmetric:0.2,0.4",)))
+    assert meta_test.noise_settings(("none",)) == []  # clean rows are always added
+    # A range is for the search; the message says how to list the rates instead.
+    with pytest.raises(ValueError, match=r"symmetric:0.2-0.6 is a range.*"
+                       r"symmetric:0.2,0.6"):
+        meta_test.noise_settings(("symmetric:0.2-0.6",))
+    with pytest.raises(ValueError, match="--noise"):
+        meta_test.noise_settings(("0.2",))
 
 
 @pytest.mark.parametrize(
@@ -271,6 +249,8 @@ def test_bar_check_reads_criterion_2_over_the_architectures_together():
         (["--losses", "none"], "give at least one --loss-file"),
         (["--losses", "none", "gce"], "none cannot be given"),
         (["--noise", "symmetric:1.5"], "--noise"),
+        (["--noise", "symmetric:0.2-0.6"], "is a range"),
+        (["--noise", "symmetric:0.2", "0.4"], "--noise"),
         (["--loss-file", "/nonexistent/best_loss.json"], "--loss-file"),
         (["--optimizer", "rmsprop"], "--optimizer"),
         (["--lr", "-0.1"], "--lr"),
@@ -315,7 +295,7 @@ def test_losses_arl_runs_no_baseline(tmp_path):
     parse = lambda argv: cli.parse_config(meta_test.MetaTestConfig, argv)[0]  # noqa: E731
     names = [s.name for s in meta_test.loss_specs(
         parse(["--losses", "arl", "--loss-file", str(best)]))]
-    assert names == ["arl", "arl[search_q]"]
+    assert names == ["arl", compare.loss_file_label(str(best))]
     assert [s.name for s in meta_test.loss_specs(parse(["--losses", "gce"]))] == ["gce"]
     every = meta_test.loss_specs(parse(["--losses", "all"]))
     assert len(every) == len(losses.LOSSES)  # the shipped loss and every baseline
@@ -323,7 +303,7 @@ def test_losses_arl_runs_no_baseline(tmp_path):
     # `--losses none`: the --loss-file losses only, neither the shipped loss nor
     # a baseline (what `--losses ,` once did without saying so).
     only = meta_test.loss_specs(parse(["--losses", "none", "--loss-file", str(best)]))
-    assert [s.name for s in only] == ["arl[search_q]"]
+    assert [s.name for s in only] == [compare.loss_file_label(str(best))]
 
 
 def test_plot_styles_keep_every_learned_loss_apart():
