@@ -71,6 +71,7 @@ def test_shard_and_replicate(mesh):
         parallel.shard_population(jnp.ones((6, 3)), mesh)
 
 
+@pytest.mark.slow
 def test_sharded_equals_unsharded_and_stays_sharded(mesh, tiny_data):
     pop = population(8)
     keys = jax.random.split(jax.random.key(0), 2)
@@ -90,6 +91,7 @@ def test_sharded_equals_unsharded_and_stays_sharded(mesh, tiny_data):
     np.testing.assert_array_equal(out.diverged, plain.diverged)
 
 
+@pytest.mark.slow
 def test_population_of_6_on_4_devices(mesh, tiny_data):
     pop = population(6)
     keys = jax.random.split(jax.random.key(1), 2)
@@ -103,16 +105,20 @@ def test_population_of_6_on_4_devices(mesh, tiny_data):
     assert isinstance(host.val_acc, np.ndarray) and host.val_acc.shape == (6, 2)
 
 
-def test_distributed_start_only_behind_the_flag(monkeypatch):
+def test_one_process_starts_no_distributed_runtime(monkeypatch, capsys):
+    # The multi-process flags are tested in test_distributed.py; without them
+    # nothing starts and this process is the one that writes and logs.
     calls = []
-    monkeypatch.setattr(jax.distributed, "initialize", lambda: calls.append(1))
-    assert parallel.maybe_initialize_distributed(False) is False
+    monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
+    assert parallel.initialize_distributed() is False
     assert calls == []
-    assert parallel.maybe_initialize_distributed(True) is True
-    assert calls == [1]
     assert parallel.is_main_process()
+    parallel.log("hello")
+    assert capsys.readouterr().out == "hello\n"
+    assert parallel.run_guarded(lambda x: x + 1, 1) == 2
 
 
+@pytest.mark.slow
 def test_grouped_population_stays_sharded_and_equal(mesh, tiny_data):
     # 16 candidates in groups of 8 (strided: 0, 2, 4, ...), 2 a device a group.
     pop = population(16)

@@ -1,11 +1,11 @@
-"""Tests for arl_jax.plotting and experiments.plot_losses."""
+"""Tests for arl_jax.plotting and the plot_losses command."""
 
 import numpy as np
 import pytest
 from matplotlib.image import imread
 
 from arl_jax import losses, plotting
-from experiments import plot_losses as plot_cmd
+from arl_jax.commands import plot_losses as plot_cmd
 
 
 @pytest.mark.parametrize("num_classes", [2, 10, 100])
@@ -60,21 +60,24 @@ def test_default_figure_has_one_panel_per_loss():
 
 
 def test_shipped_loss_is_plotted_without_its_batch_term():
-    # The shipped loss adds 3 x the class-prior penalty, one value for the whole
-    # batch: on the plotted points (all labelled 0, so far from a uniform prior) it
-    # would lift the curve by a constant that depends on the points. The panel shows
-    # the per-example part and says the penalty is there.
+    # The shipped loss's objective adds 3 x the class-prior penalty, one value for
+    # the whole batch: on the plotted points (all labelled 0, so far from a uniform
+    # prior) it would lift the curve by a constant that depends on the points. The
+    # panel shows the per-example part (`arl_loss`) and says the penalty is there.
     shipped = losses.load_pretrained()
     assert shipped["family"] == "taylor_nce_prior"
     p_y = np.array([0.05, 0.5, 0.95])
+    logits, labels = plotting.prob_logits(p_y, 10), np.zeros(3, np.int32)
     curve = plotting.loss_curves(["arl"], p_y)["arl"]
     per_example = losses.taylor_nce_loss(
-        np.asarray(shipped["coeffs"][:-1], np.float32), plotting.prob_logits(p_y, 10),
-        np.zeros(3, np.int32))
+        np.asarray(shipped["coeffs"][:-1], np.float32), logits, labels)
     np.testing.assert_allclose(curve, per_example, rtol=1e-6)
-    full = np.asarray(losses.arl_loss(plotting.prob_logits(p_y, 10),
-                                      np.zeros(3, np.int32)))
-    assert (full - curve > 0.1).all()  # the batch term the panel leaves out
+    np.testing.assert_allclose(curve, losses.arl_loss(logits, labels), rtol=1e-6)
+    objective = float(losses.arl_objective(logits, labels))
+    penalty = float(losses.class_prior_penalty(logits))
+    assert penalty > 0.1  # the batch term the panel leaves out
+    np.testing.assert_allclose(objective, np.mean(curve) + shipped["coeffs"][-1]
+                               * penalty, rtol=1e-5)
     assert plotting.loss_figure(["arl"], num_points=20).axes[0].get_title() == (
         "ARL (+ 3 x class prior)")
 
