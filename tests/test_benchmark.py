@@ -60,7 +60,7 @@ def test_quick_benchmark_without_torch(tmp_path):
     assert [r["devices"] for r in dev] == [2] and dev[0]["seconds"] > 0
     assert "simulated" in out["devices"]["note"]
     assert set(out["target_check"]) == {"mlp", "cnn"}
-    assert "| vmap | 2 |" in md and "### The bar" in md
+    assert "| vmap | 2 |" in md and "### Speed targets" in md
     assert out["command"].startswith("python -m benchmarks.benchmark")
 
 
@@ -80,7 +80,7 @@ def test_quick_benchmark_with_torch(tmp_path):
     assert "| torch | 1 |" in md and "devices" not in out
 
 
-def test_bar_check_on_made_up_numbers():
+def test_target_check_on_made_up_numbers():
     def row(method, pop, per_candidate, frac):
         return {"method": method, "pop": pop, "per_candidate_s": per_candidate,
                 "seconds": pop * per_candidate, "peak_fraction": frac,
@@ -207,6 +207,7 @@ def test_cosine_learning_rate_matches_optax():
             float(sched(t)), rel=1e-6, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_one_group_ablation_times_the_ungrouped_population():
     case = bench.Case("mlp", "mlp-s", "mnist1d", 3, (4,))
     cfg = bench.inner_config(case)
@@ -251,6 +252,7 @@ def test_markdown_names_the_accelerator_and_the_skipped_scaling():
     assert "dense/conv products" in md
 
 
+@pytest.mark.slow
 def test_a_population_that_fails_is_reported_and_the_rest_still_runs(monkeypatch):
     real = bench.bench_vmap
 
