@@ -65,6 +65,17 @@ def atomic_write_json(path: str, obj: Any) -> None:
     atomic_write_text(path, text + "\n")
 
 
+def read_json_dict(path: str) -> dict[str, Any] | None:
+    """The JSON object in `path`, or None when the file is missing, unreadable or
+    holds something else (callers say what that means for them)."""
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def config_hash(config: dict[str, Any]) -> str:
     """A short stable hash of a JSON-able config (keys sorted)."""
     text = json.dumps(config, sort_keys=True, default=str)

@@ -179,15 +179,18 @@ HELP = {
 }
 
 
-def check_distributed_flags(coordinator: str, num_processes: int, process_id: int
-                            ) -> None:
-    """Refuse inconsistent ``--coordinator/--num-processes/--process-id`` before
-    anything starts; the message names the flag and the fix.
+def check_distributed_flags(coordinator: str, num_processes: int, process_id: int,
+                            peer_timeout: int = 1) -> None:
+    """Refuse inconsistent ``--coordinator/--num-processes/--process-id`` (and a
+    ``--peer-timeout`` below 1 s) before anything starts; the message names the flag
+    and the fix.
 
     ``coordinator`` is ``""`` (one process), ``"auto"`` (`jax.distributed.initialize`
     detects SLURM, Cloud TPU, Kubernetes ...; the two numbers may be left unset, 0 and
     -1) or ``HOST:PORT`` (both numbers required).
     """
+    if peer_timeout < 1:
+        raise ValueError(f"--peer-timeout must be >= 1 (got {peer_timeout})")
     if not coordinator:
         if num_processes > 1 or process_id > 0:
             raise ValueError(

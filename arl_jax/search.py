@@ -128,10 +128,8 @@ class SearchConfig:
                 raise ValueError(f"--init: every number must be finite and below "
                                  f"{big:.0e} in magnitude (got {self.init!r})")
         parallel.check_distributed_flags(
-            self.coordinator, self.num_processes, self.process_id
+            self.coordinator, self.num_processes, self.process_id, self.peer_timeout
         )
-        if self.peer_timeout < 1:
-            raise ValueError(f"--peer-timeout must be >= 1 (got {self.peer_timeout})")
         if self.fitness not in FITNESS_MODES:
             raise ValueError(
                 f"--fitness must be one of {', '.join(FITNESS_MODES)} "

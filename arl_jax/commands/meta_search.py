@@ -54,11 +54,8 @@ def resolve_config(argv: list[str] | None) -> search.SearchConfig:
         path = os.path.join(cfg.resume, "config.json")
         if not os.path.exists(path):
             parser.error(f"--resume: {path} not found; is {cfg.resume!r} a run folder?")
-        try:
-            with open(path) as fh:
-                saved = json.load(fh)
-            assert isinstance(saved, dict)
-        except (OSError, ValueError, AssertionError):
+        saved = io.read_json_dict(path)
+        if saved is None:
             parser.error(f"--resume: {path} is unreadable or not a search's config; "
                          "this folder cannot be resumed: choose another --out")
         # How the processes are started is this command's, not the saved run's (and
@@ -125,14 +122,11 @@ def search_changes(run_dir: str, cfg: search.SearchConfig) -> list[str]:
         cannot be matched to any settings).
     """
     path = os.path.join(run_dir, "config.json")
-    try:
-        with open(path) as fh:
-            before = json.load(fh)
-        assert isinstance(before, dict)
-    except (OSError, ValueError, AssertionError):
+    before = io.read_json_dict(path)
+    if before is None:
         raise ValueError(f"--out {run_dir} holds a checkpoint but no readable "
                          f"{path}, so its settings are unknown: choose another "
-                         "--out (or delete the folder)") from None
+                         "--out (or delete the folder)")
     names = [f.name for f in dataclasses.fields(cfg) if f.name not in CONTINUABLE]
     return cli.config_changes(before, cfg, names)
 

@@ -123,10 +123,8 @@ class MetaTestConfig:
             if getattr(self, flag) < 1:
                 raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
         parallel.check_distributed_flags(
-            self.coordinator, self.num_processes, self.process_id
+            self.coordinator, self.num_processes, self.process_id, self.peer_timeout
         )
-        if self.peer_timeout < 1:
-            raise ValueError(f"--peer-timeout must be >= 1 (got {self.peer_timeout})")
 
 
 def noise_settings(items: tuple[str, ...]) -> list[tuple[str, float, str]]:
@@ -175,14 +173,10 @@ def recipe_changes(out: str, rows: list[dict], cfg: MetaTestConfig) -> list[str]
     path = os.path.join(out, "config.json")
     if not rows:
         return []
-    try:
-        with open(path) as fh:
-            saved = json.load(fh)
-        assert isinstance(saved, dict)
-    except (OSError, ValueError, AssertionError):
+    saved = io.read_json_dict(path)
+    if saved is None:
         raise ValueError(f"{out} has rows but no readable {path}: their recipe is "
-                         "unknown, so new rows cannot join them; use another --out"
-                         ) from None
+                         "unknown, so new rows cannot join them; use another --out")
     return cli.config_changes(saved, cfg, RECIPE)
 
 
