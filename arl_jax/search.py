@@ -238,12 +238,18 @@ class TaskPool:
         archs = tasks.split_list(cfg.archs)
         self.archs_for = {}
         for name in self.datasets:
-            fits = tasks.compatible_archs(self.clean(name), archs)
+            clean = self.clean(name)
+            fits = tasks.compatible_archs(clean, archs)
             if not fits:
                 raise ValueError(
                     f"--archs: none of {archs} accepts dataset {name!r} "
-                    f"(input shape {self.clean(name).input_shape})"
+                    f"(input shape {clean.input_shape})"
                 )
+            if len(clean.y_train) < cfg.batch_size:
+                raise ValueError(
+                    f"--batch-size {cfg.batch_size} is larger than the "
+                    f"{len(clean.y_train)} training examples of {name!r}: lower it or "
+                    "raise --train-size")
             self.archs_for[name] = fits
         self._evaluators: dict[tuple[str, str, str, int], Callable] = {}
 

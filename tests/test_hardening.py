@@ -52,6 +52,19 @@ def test_search_refuses_settings_before_anything_runs(tmp_path, capsys, extra, m
     assert not (out / "config.json").exists()
 
 
+@pytest.mark.parametrize(("extra", "match"), [
+    (["--archs", "lenet"], "accepts dataset 'synthetic'"),
+    (["--batch-size", "512"], "--batch-size 512 is larger than the 200"),
+])
+def test_search_refuses_what_the_data_cannot_take_before_compiling(
+        tmp_path, capsys, extra, match):
+    out = tmp_path / "s"
+    assert match in _refused(meta_search.main, [*TINY, *extra, "--out", str(out)],
+                             capsys)
+    assert not (out / io.CHECKPOINT).exists()
+    io.release_folder(str(out))
+
+
 def test_a_rate_written_with_an_exponent_is_a_rate():
     cfg = search.SearchConfig(noise=("symmetric:2e-1",), holdout="")
     cfg.validate()
@@ -62,6 +75,8 @@ def test_a_rate_written_with_an_exponent_is_a_rate():
     (["--train-size", "-5"], "--train-size"),
     (["--losses", "gce", "gce"], "given twice"),
     (["--noise", "symmetric:0.2-0.6"], "is a range"),
+    (["--archs", "lenet"], "accepts synthetic's input"),
+    (["--train-size", "100", "--batch-size", "128"], "--batch-size 128 is larger"),
 ])
 def test_meta_test_refuses_bad_settings(tmp_path, capsys, extra, match):
     argv = ["--dataset", "synthetic", "--archs", "mlp", "--steps", "5",

@@ -290,7 +290,10 @@ def run(cfg: search.SearchConfig, argv: list[str] | None) -> dict:
             os.path.join(run_dir, "config.json"), dataclasses.asdict(cfg)
         )
     mesh = parallel.make_mesh()
-    pool = search.TaskPool(cfg, mesh)
+    try:  # loads the meta-train data: a problem there is said before any compile
+        pool = search.TaskPool(cfg, mesh)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f"error: {err}")
     procs = jax.process_count()
     say(
         f"devices: {len(jax.devices())} x {jax.devices()[0].platform}"

@@ -267,7 +267,14 @@ def run(cfg: MetaTestConfig, parser: Any, argv: list[str] | None) -> list[dict]:
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         parser.error(f"--dataset {cfg.dataset}: {err}")
     clean = tasks.subsample(clean, cfg.train_size, 0, 0, cfg.seed)
+    if len(clean.y_train) < cfg.batch_size:
+        parser.error(f"--batch-size {cfg.batch_size} is larger than the "
+                     f"{len(clean.y_train)} training examples of {cfg.dataset}: lower "
+                     "it or raise --train-size")
     archs = [a for a in cfg.archs if models.arch_supports(a, clean.input_shape)]
+    if not archs:
+        parser.error(f"--archs: none of {', '.join(cfg.archs)} accepts "
+                     f"{cfg.dataset}'s input {clean.input_shape}")
     for a in set(cfg.archs) - set(archs):
         say(f"skipping --archs {a}: it does not accept input {clean.input_shape}")
     settings = [("none", 0.0, "none")] + noise_settings(cfg.noise)
