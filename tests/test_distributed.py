@@ -136,6 +136,8 @@ def test_a_dead_process_ends_the_other_with_a_clear_error(tmp_path):
                 died = time.time()
             time.sleep(0.1)
         ended = time.time()
+        if died is None and procs[1].poll() is not None:
+            died = ended  # both ended within one poll: the survivor was quick
     finally:
         runs = wait(procs, timeout=30)
     assert died is not None and runs[1][0] == -9
