@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from arl_jax import data
+from arl_jax import data, data_generated
 from arl_jax import data_readers as readers
 
 MNIST1D_SAMPLES = 2000  # small and fast; cached by the loader
@@ -156,7 +156,7 @@ def test_digits28_is_digits_upscaled_and_distorted(local_sets):
 
 @pytest.mark.slow
 def test_fontdigits_are_seeded_balanced_readable_digits():
-    glyphs = data._font_glyphs()
+    glyphs = data_generated._font_glyphs()
     assert glyphs.shape == (len(data.FONTDIGITS_FONTS), 10, 56, 56)
     assert glyphs.min() >= 0.0 and glyphs.max() <= 1.0
     # Every font draws ten different digits (a symbol font would not), each fitted
@@ -223,7 +223,7 @@ def test_fontdigits_are_seeded_balanced_readable_digits():
 
 def read_by_nearest_glyph(ds) -> float:
     """Share of `ds`'s test images whose nearest font glyph (cosine) is their digit."""
-    glyphs = data._font_glyphs().reshape(-1, 28, 2, 28, 2).mean(axis=(2, 4))
+    glyphs = data_generated._font_glyphs().reshape(-1, 28, 2, 28, 2).mean(axis=(2, 4))
     glyphs = glyphs.reshape(-1, 784)
     glyphs /= np.linalg.norm(glyphs, axis=1, keepdims=True)
     guess = np.argmax(ds.x_test.reshape(len(ds.x_test), -1) @ glyphs.T, axis=1) % 10
@@ -337,10 +337,10 @@ def test_mnist1d_is_cached_and_leaves_global_rng_alone():
     expected = (np.random.random(), random.random())
     np.random.seed(7)
     random.seed(7)
-    before = data._mnist1d_arrays.cache_info().misses
+    before = data_generated._mnist1d_arrays.cache_info().misses
     data.load("mnist1d", num_samples=MNIST1D_SAMPLES, seed=5)
     data.load("mnist1d", num_samples=MNIST1D_SAMPLES, seed=6)
-    assert data._mnist1d_arrays.cache_info().misses - before <= 1
+    assert data_generated._mnist1d_arrays.cache_info().misses - before <= 1
     assert (np.random.random(), random.random()) == expected
 
 
