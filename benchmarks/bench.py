@@ -50,6 +50,7 @@ from benchmarks import bench_torch
 from benchmarks.bench_report import TARGETS, check_targets
 
 TAYLOR_ORDER = 4
+HANDWRITTEN = "hand-written loop"
 # The CNN's val and test sets are cut to this size: evaluating 16,000 Fashion-MNIST
 # images costs as much as 700 training steps and would swamp the training measured.
 CNN_EVAL_EXAMPLES = 2000
@@ -273,6 +274,22 @@ def bench_loop(cfg, d, n: int, repeats: int, budget_s: float) -> dict[str, Any]:
     return {"method": "loop", "pop": n, "seconds": t["best_s"], **t}
 
 
+def bench_handwritten(cfg, d, n: int, repeats: int, budget_s: float) -> dict:
+    """The MLP run written by hand apart from the engine (`benchmarks.handwritten`),
+    jitted and called once per candidate for ``n`` candidates: the yardstick a JAX
+    user would write. Only for the MLP recipe (``cfg.arch == "mlp"``)."""
+    from benchmarks import handwritten
+
+    x_eval = jnp.concatenate([d.x_val, d.x_test])
+    y_eval = jnp.concatenate([d.y_val, d.y_test])
+    run = handwritten.make_run(d.x_train, d.y_train, x_eval, y_eval,
+                               cfg.num_steps(d.x_train.shape[0]))
+    rows = [jnp.asarray(c) for c in population(n)]
+    key = jax.random.key(0)
+    t = timed(lambda: [run(c, key) for c in rows], repeats, budget_s)
+    return {"method": HANDWRITTEN, "pop": n, "seconds": t["best_s"], **t}
+
+
 def bench_torch_runs(
     cfg, d, n: int, pops: Sequence[int], quick: bool, device: str = "cpu"
 ) -> tuple[list[dict], list[dict]]:
@@ -369,18 +386,33 @@ def _devices_worker(spec: dict[str, Any]) -> dict[str, Any]:
     return {"devices": jax.device_count(), "pop": pop, "seconds": t["best_s"], **t}
 
 
-def machine_info() -> dict[str, Any]:
-    """CPU model, core count, JAX's backend and accelerator, platform and package
-    versions."""
-    model = platform.processor()
+# The instruction-set extensions that decide XLA:CPU's matmul speed: AVX2 / AVX-512
+# vectors, native bfloat16 dot products (avx512_bf16) and Intel's AMX tiles.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16",
+             "amx_tile")
+
+
+def cpu_model_and_flags(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, list[str]]:
+    """The CPU's model name and which of `CPU_FLAGS` it has (from ``cpuinfo``;
+    `platform.processor()` and no flags where it cannot be read)."""
+    model, flags = platform.processor(), set()
     try:
-        with open("/proc/cpuinfo") as f:
-            names = [
-                ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")
-            ]
-        model = names[0] if names else model
+        with open(cpuinfo) as f:
+            for ln in f:
+                key, _, value = ln.partition(":")
+                if key.strip() == "model name" and model == platform.processor():
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
     except OSError:
         pass
+    return model, [f for f in CPU_FLAGS if f in flags]
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, instruction-set flags (`CPU_FLAGS`), core count, JAX's backend and accelerator, platform and package
+    versions."""
+    model, flags = cpu_model_and_flags()
     versions = {"python": platform.python_version(), "jax": jax.__version__,
                 "numpy": np.__version__}
     for mod in ("jaxlib", "flax", "optax", "torch"):
@@ -389,7 +421,8 @@ def machine_info() -> dict[str, Any]:
         except ImportError:
             versions[mod] = None
     return {
-        "cpu": model, "cores": os.cpu_count(), "platform": platform.platform(),
+        "cpu": model, "cpu_flags": flags, "cores": os.cpu_count(),
+        "platform": platform.platform(),
         "backend": jax.default_backend(),
         "accelerator": jax.devices()[0].device_kind,
         "jax_devices": [str(x) for x in jax.devices()],
@@ -466,6 +499,10 @@ def run_benchmark(
         r = bench_loop(cfg, d, loop_candidates, repeats, budget_s)
         res["results"].append(r)
         log(f"{case.name} loop x{loop_candidates}: {r['seconds']:.3f} s")
+        if cfg.arch == "mlp":
+            r = bench_handwritten(cfg, d, loop_candidates, repeats, budget_s)
+            res["results"].append(r)
+            log(f"{case.name} {HANDWRITTEN} x{loop_candidates}: {r['seconds']:.3f} s")
         if skip_torch:
             for m in ("torch", "torch_compile", "torch_vmap"):
                 res["skipped"].append({"method": m, "reason": "--skip-torch"})

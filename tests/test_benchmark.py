@@ -47,7 +47,8 @@ def test_quick_benchmark_without_torch(tmp_path):
     assert set(out["cases"]) == {"mlp", "cnn"}
     for name, res in out["cases"].items():
         methods = {r["method"] for r in res["results"]}
-        assert methods == {"vmap", "loop"}, name
+        hand = {bench.HANDWRITTEN} if name == "mlp" else set()
+        assert methods == {"vmap", "loop"} | hand, name
         check_rows(res["results"])
         assert {s["method"] for s in res["skipped"]} == {
             "torch", "torch_compile", "torch_vmap"}
@@ -72,7 +73,8 @@ def test_quick_benchmark_with_torch(tmp_path):
     ran = {r["method"] for r in res["results"]}
     skipped = {s["method"] for s in res["skipped"]}
     assert {"vmap", "loop", "torch"} <= ran
-    assert ran | skipped == {"vmap", "loop", "torch", "torch_compile", "torch_vmap"}
+    assert ran | skipped == {"vmap", "loop", bench.HANDWRITTEN, "torch",
+                             "torch_compile", "torch_vmap"}
     check_rows(res["results"])
     torch_row = next(r for r in res["results"] if r["method"] == "torch")
     assert torch_row["torch"]["flush_denormal"] is True
@@ -86,7 +88,8 @@ def test_target_check_on_made_up_numbers():
                 "seconds": pop * per_candidate, "peak_fraction": frac,
                 "flops_per_s": 100 * frac}
     res = {"results": [row("vmap", 64, 1.0, 0.5), row("vmap", 256, 0.9, 0.62),
-                       row("loop", 8, 1.6, 0.3), row("torch", 1, 25.0, 0.02)]}
+                       row("loop", 8, 1.6, 0.3), row("torch", 1, 25.0, 0.02),
+                       row(bench.HANDWRITTEN, 8, 1.4, 0.35)]}
     out = {"cases": {"mlp": res}, "peak": {"flops": 100.0},
            "devices": {"case": "mlp", "results": [{"pop": 64, "seconds": 32.0}]}}
     b = bench_report.check_targets(out)["mlp"]
@@ -94,6 +97,7 @@ def test_target_check_on_made_up_numbers():
     assert b["vs_torch_at_peak"] == pytest.approx(50.0)
     assert b["vs_loop"] == pytest.approx(1.6) and b["vs_loop_met"]
     assert b["vs_loop_sharded"] == pytest.approx(3.2)
+    assert b["vs_handwritten"] == pytest.approx(1.4) and not b["vs_handwritten_met"]
     assert b["peak_fraction_pop64"] == 0.5 and not b["peak_fraction_pop64_met"]
     assert b["peak_fraction_best"] == 0.62 and b["peak_fraction_met"]
 
@@ -283,3 +287,30 @@ def test_torch_run_takes_a_device(mnist1d):
     assert next(run.model().parameters()).device.type == "cpu"
     m = run.train(COEFFS)
     assert m["val_acc"].shape == () and not bool(m["diverged"])
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum\n"
+                    "flags\t\t: fpu sse avx2 fma avx512f avx512_bf16 amx_tile "
+                    "amx_bf16\n\nprocessor\t: 1\nmodel name\t: other\n")
+    model, flags = bench.cpu_model_and_flags(str(info))
+    assert model == "Intel(R) Xeon(R) Platinum"
+    assert flags == ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
+    assert bench.cpu_model_and_flags(str(tmp_path / "missing"))[1] == []
+    assert set(bench.machine_info()["cpu_flags"]) <= set(bench.CPU_FLAGS)
+
+
+def test_handwritten_run_is_the_benchmarked_recipe(mnist1d):
+    from benchmarks import handwritten
+
+    # Its loss is the Taylor loss of the engine, written out independently.
+    logits = jax.random.normal(jax.random.key(0), (16, 10))
+    labels = jnp.arange(16) % 10
+    coeffs = jnp.asarray(bench.population(1)[0])
+    np.testing.assert_allclose(
+        handwritten.taylor(coeffs, logits, labels),
+        jnp.mean(losses.taylor_loss(coeffs, logits, labels)), rtol=1e-5)
+    cfg = bench.inner_config(bench.Case("mlp", "mlp", "mnist1d", 3, (2,)))
+    r = bench.bench_handwritten(cfg, mnist1d, 2, repeats=1, budget_s=10.0)
+    assert r["method"] == bench.HANDWRITTEN and r["pop"] == 2 and r["seconds"] > 0
