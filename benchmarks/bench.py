@@ -410,8 +410,8 @@ def cpu_model_and_flags(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, list[str]]
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU model, instruction-set flags (`CPU_FLAGS`), core count, JAX's backend and accelerator, platform and package
-    versions."""
+    """CPU model, instruction-set flags (`CPU_FLAGS`), core count, JAX's backend
+    and accelerator, platform and package versions."""
     model, flags = cpu_model_and_flags()
     versions = {"python": platform.python_version(), "jax": jax.__version__,
                 "numpy": np.__version__}
