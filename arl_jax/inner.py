@@ -31,7 +31,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from arl_jax import calibrate, losses
+from arl_jax import losses
 from arl_jax.models import ArchConfig, build_model, get_arch
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -349,20 +349,12 @@ def candidate_bytes(cfg: InnerConfig, input_shape: tuple[int, ...]) -> int:
 def default_pop_chunk(
     cfg: InnerConfig, input_shape: tuple[int, ...], num_devices: int = 1
 ) -> int | None:
-    """Candidates trained at once: on a CPU the group size measured on this machine
-    (`calibrate`: cached, or calibrated now when ``ARL_JAX_CALIBRATE=1``), else as
-    many as fit `CPU_CACHE_BYTES` (at least `MIN_POP_CHUNK`) per device; ``None``
-    (the whole population in one step) on accelerators, whose parallelism wants
-    every candidate at once."""
+    """Candidates trained at once: on a CPU as many as fit `CPU_CACHE_BYTES` (at
+    least `MIN_POP_CHUNK`) per device; ``None`` (the whole population in one step)
+    on accelerators, whose parallelism wants every candidate at once."""
     if jax.default_backend() != "cpu":
         return None
-    shape = tuple(input_shape)
-    measured = calibrate.lookup(cfg, shape, num_devices)
-    if measured is None and calibrate.enabled():
-        measured = calibrate.calibrate(cfg, shape, num_devices)
-    if measured is not None:
-        return measured
-    fit = CPU_CACHE_BYTES // max(candidate_bytes(cfg, shape), 1)
+    fit = CPU_CACHE_BYTES // max(candidate_bytes(cfg, tuple(input_shape)), 1)
     return max(MIN_POP_CHUNK, fit) * num_devices
 
 

@@ -1,7 +1,6 @@
 """Tests for arl_jax.inner: vmap == loop, one trace, divergence, baselines, recipe."""
 
 import dataclasses
-import json
 import time
 
 import chex
@@ -10,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from arl_jax import calibrate, data, inner, losses, noise
+from arl_jax import data, inner, losses, noise
 from arl_jax.models import ArchConfig
 
 TINY = ArchConfig(kind="mlp", widths=(32,))
@@ -98,10 +97,8 @@ def test_population_in_groups_equals_one_batch(tiny_data):
     assert_metrics_close(grouped, whole, n_val, n_test)
 
 
-def test_group_size_follows_the_footprint(monkeypatch, tmp_path):
+def test_group_size_follows_the_footprint():
     # MNIST-1D MLP: ~2.7 MB a candidate -> 8 in 24 MiB; LeNet on 28x28: the minimum.
-    monkeypatch.setenv("ARL_JAX_CACHE_DIR", str(tmp_path))  # no calibration cached
-    monkeypatch.delenv("ARL_JAX_CALIBRATE", raising=False)
     mlp = inner.InnerConfig(arch="mlp", loss="taylor")
     cnn = inner.InnerConfig(arch="cnn", loss="taylor")
     assert 2e6 < inner.candidate_bytes(mlp, (40,)) < 4e6
@@ -113,60 +110,6 @@ def test_group_size_follows_the_footprint(monkeypatch, tmp_path):
     assert inner.default_pop_chunk(cnn, (28, 28, 1)) == inner.MIN_POP_CHUNK
     tiny = inner.default_pop_chunk(tiny_cfg(), (8,))
     assert tiny > 64  # tiny models: the whole population at once
-
-
-def test_calibrated_group_size_is_cached_per_machine_and_run(monkeypatch, tmp_path):
-    if jax.default_backend() != "cpu":
-        pytest.skip("group sizes are calibrated on CPUs only")
-    monkeypatch.setenv("ARL_JAX_CACHE_DIR", str(tmp_path))
-    monkeypatch.setenv("ARL_JAX_CALIBRATE", "1")
-    timed = []
-
-    def fake_time(cfg, shape, size, repeats=2):  # 4 is fastest per candidate
-        timed.append(size)
-        return {2: 3.0, 4: 1.0, 8: 2.0, 16: 5.0}[size]
-
-    monkeypatch.setattr(calibrate, "time_group", fake_time)
-    mlp = inner.InnerConfig(arch="mlp", loss="taylor")
-    assert inner.default_pop_chunk(mlp, (40,)) == 4
-    assert sorted(timed) == list(calibrate.GROUP_SIZES)
-    assert inner.default_pop_chunk(mlp, (40,), num_devices=2) == 8  # 4 a device
-    with open(tmp_path / "calibration.json") as f:
-        table = json.load(f)
-    runs = table[calibrate.machine_key()]
-    assert runs[calibrate.run_key(mlp, (40,))]["pop_chunk"] == 4
-    assert runs[calibrate.run_key(mlp, (40,), 2)]["pop_chunk"] == 8
-    # Cached: read back without timing again, with calibration switched off too.
-    timed.clear()
-    monkeypatch.delenv("ARL_JAX_CALIBRATE")
-    assert inner.default_pop_chunk(mlp, (40,)) == 4 and not timed
-    # Another run's shapes have no entry: the cache-size rule, nothing timed.
-    assert inner.default_pop_chunk(mlp, (41,)) == 8 and not timed
-    # A broken cache file is ignored, not an error.
-    (tmp_path / "calibration.json").write_text("{not json")
-    assert calibrate.lookup(mlp, (40,)) is None
-    assert inner.default_pop_chunk(mlp, (40,)) == 8
-
-
-def test_calibration_inside_jit_times_real_groups_and_keeps_results(
-    monkeypatch, tmp_path, tiny_data
-):
-    if jax.default_backend() != "cpu":
-        pytest.skip("group sizes are calibrated on CPUs only")
-    monkeypatch.setenv("ARL_JAX_CACHE_DIR", str(tmp_path))
-    monkeypatch.setenv("ARL_JAX_CALIBRATE", "1")
-    monkeypatch.setattr(calibrate, "GROUP_SIZES", (2, 3))
-    cfg = tiny_cfg(loss="taylor")
-    pop = jnp.asarray(np.tile(losses.family_init("taylor", 4), (5, 1)))
-    keys = jax.random.split(jax.random.key(0), 2)
-    # The calibration runs while make_evaluate's program is traced.
-    measured = inner.make_evaluate(cfg)(pop, keys, tiny_data)
-    chunk = calibrate.lookup(cfg, tiny_data.x_train.shape[1:])
-    assert chunk in (2, 3)
-    whole = jax.jit(inner.batch_inner_train(inner.make_inner_train(cfg)))(
-        pop, keys, tiny_data)
-    n_val, n_test = tiny_data.y_val.shape[0], tiny_data.y_test.shape[0]
-    assert_metrics_close(measured, whole, n_val, n_test)
 
 
 def test_diverging_candidate_is_flagged_and_isolated(tiny_data):
