@@ -68,7 +68,7 @@ __all__ = [
     "family_init", "family_loss", "family_num_params", "family_objective", "gce",
     "get_loss", "get_objective", "label_smoothing", "load_loss", "load_objective",
     "load_pretrained", "loss_hyperparams", "mae", "masked_mean", "nce", "nce_mae",
-    "nce_rce", "nfl", "nnce", "normalise_coeffs", "per_example", "per_example_part",
+    "nce_rce", "nfl", "nnce", "normalise_coeffs", "per_example",
     "poly1", "rce", "read_loss_file", "sce", "taylor_ce", "taylor_loss",
     "taylor_nce_loss", "taylor_nce_prior_loss", "taylorglo_loss",
     "validate_loss_inputs", "with_class_prior",
@@ -417,16 +417,6 @@ def embed_coeffs(family: str, coeffs, into: str) -> list[float]:
     i, end = len(src.weights), len(params) - src.extra
     weights = params[:i] + [0.0] * (len(dst.weights) - i)
     return weights + params[i:end] + params[end:] + [0.0] * (dst.extra - src.extra)
-
-
-def per_example_part(family: str, coeffs) -> tuple[str, list[float]]:
-    """``(family, coeffs)`` of a loss's per-example part: a family with extra
-    (batch-term) parameters becomes its base without them; any other unchanged."""
-    coeffs = [float(c) for c in coeffs]
-    fam = _family(family)
-    if fam.extra:
-        return fam.base, coeffs[: len(coeffs) - fam.extra]
-    return family, coeffs
 
 
 def normalise_coeffs(family: str, coeffs, num_classes: int = 10) -> tuple[list, float]:

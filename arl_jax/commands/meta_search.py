@@ -386,10 +386,11 @@ def run(cfg: search.SearchConfig, argv: list[str] | None) -> dict:
         plot_fitness(history, os.path.join(run_dir, "fitness.png"))
         panels = {"cross_entropy": losses.get_loss("cross_entropy"),
                   "gce (q=0.7)": losses.get_loss("gce")}
-        base, part = losses.per_example_part(cfg.family, coeffs)
-        name = "learned" if base == cfg.family else "learned (per-example part)"
-        panels[name] = functools.partial(losses.family_loss, base,
-                                         jnp.asarray(part, jnp.float32))
+        # family_loss is per example: a batch term (the prior) is not in the curve.
+        batch = losses.FAMILIES[cfg.family].batch_term is not None
+        name = "learned (per-example part)" if batch else "learned"
+        panels[name] = functools.partial(losses.family_loss, cfg.family,
+                                         jnp.asarray(coeffs, jnp.float32))
         plotting.plot_losses(panels, os.path.join(run_dir, "learned_loss.png"))
     say(
         f"\nbest loss ({best['origin']}): {cfg.family} coeffs "
