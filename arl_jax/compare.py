@@ -62,10 +62,10 @@ class Comparer:
 
     def __init__(
         self, *, steps: int, batch_size: int = 128, lr: float = 1e-3,
-        optimizer: str = "adam",
+        optimizer: str = "adam", schedule: str = "cosine",
     ):  # fmt: skip
         self.steps, self.batch_size, self.lr = steps, batch_size, lr
-        self.optimizer = optimizer
+        self.optimizer, self.schedule = optimizer, schedule
         self._cache: dict[tuple, Callable] = {}
 
     def evaluator(self, arch: str, num_classes: int, spec: LossSpec) -> Callable:
@@ -81,6 +81,7 @@ class Comparer:
                 batch_size=self.batch_size,
                 lr=self.lr,
                 optimizer=self.optimizer,
+                schedule=self.schedule,
             )
             self._cache[key] = inner.make_evaluate(cfg)
         return self._cache[key]

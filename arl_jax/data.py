@@ -270,6 +270,20 @@ def load(
     )
 
 
+def standardize(ds: Dataset) -> Dataset:
+    """`ds` with every split's features shifted and scaled by the training set's
+    mean and standard deviation (one scalar each, over all features), as a user who
+    "standardises the pixels" does."""
+    mean = np.float32(ds.x_train.mean())
+    std = np.float32(max(float(ds.x_train.std()), 1e-6))
+
+    def scale(x: np.ndarray) -> np.ndarray:
+        return ((x - mean) / std).astype(np.float32)
+
+    return dataclasses.replace(ds, x_train=scale(ds.x_train), x_val=scale(ds.x_val),
+                               x_test=scale(ds.x_test))
+
+
 def parse_tfds_name(text: str) -> tuple[str, tuple[str, str], str]:
     """``NAME[:TRAIN:TEST][@LABEL_KEY]`` -> (name, (train split, test split), label
     key); defaults ``("train", "test")`` and ``"label"``."""
@@ -380,6 +394,14 @@ def _tfds_loader(tfds_name: str, transpose: bool = False) -> Callable:
     return loader
 
 
+def _load_mnist(*, data_dir=None, download: bool = False) -> readers.RawData:
+    """MNIST from the offline pickle (`make data`) when there is one, else TFDS."""
+    path = readers.find_mnist_pickle(data_dir)
+    if path is not None:
+        return readers.read_mnist_pickle(path)
+    return readers.read_tfds("mnist", data_dir, download=download)
+
+
 def _load_usps(*, data_dir=None) -> readers.RawData:
     return readers.read_usps(data_dir)
 
@@ -398,7 +420,7 @@ _LOADERS: dict[str, Callable[..., readers.RawData]] = {
     "fontdigits_blend_hard": _fontdigits_loader("fontdigits_blend_hard"),
     "mnist1d": _load_mnist1d,
     "fashion_mnist": _load_fashion_mnist,
-    "mnist": _tfds_loader("mnist"),
+    "mnist": _load_mnist,
     "kmnist": _tfds_loader("kmnist"),
     # EMNIST is stored transposed relative to MNIST; swap back to MNIST's layout.
     "emnist/digits": _tfds_loader("emnist/digits", transpose=True),

