@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The evaluation grid of PROTOCOL.md: LOSSES on each real dataset under T1 and T2.
+# Usage: OUT=runs/gen bash docs/runs/generalisation/grid.sh [meta_test flags...]
+# e.g. the published losses: ... grid.sh --losses all
+#      a candidate:          ... grid.sh --losses none --loss-file runs/gen_search/best_loss.json
+set -euo pipefail
+OUT=${OUT:-runs/gen}
+PY=${PY:-.venv/bin/python}
+T1="--optimizer adam --lr 1e-3 --schedule constant --batch-size 128 --steps 4000 --standardize"
+T2="--optimizer sgd --lr 0.05 --schedule cosine --batch-size 64 --steps 2000"
+NOISE="symmetric:0.4,0.6,0.8 pairflip:0.4"
+for ds in digits mnist fashion_mnist; do
+  for t in T1 T2; do
+    $PY -m experiments.meta_test --dataset $ds --archs mlp --noise $NOISE --seeds 2 \
+      --train-size 10000 --seed 0 ${!t} --out "$OUT/${ds}_$t" "$@"
+  done
+done
