@@ -310,7 +310,8 @@ class _ArraysOnly(pickle.Unpickler):
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"),
                ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+               ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("_codecs", "encode")}  # bytes, in pickles written by Python 3
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:

@@ -110,7 +110,11 @@ CONTINUABLE = ("generations", "select_tasks", "holdout", "holdout_noise",
 def search_identity(cfg: search.SearchConfig) -> dict:
     """The settings that make a search what it is (all but `CONTINUABLE`): a
     checkpoint records their hash, and resumes only under the same."""
-    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in CONTINUABLE}
+    identity = {k: v for k, v in dataclasses.asdict(cfg).items()
+                if k not in CONTINUABLE}
+    if not cfg.recipes:  # as before --recipes existed: older checkpoints still match
+        del identity["recipes"]
+    return identity
 
 
 def search_changes(run_dir: str, cfg: search.SearchConfig) -> list[str]:

@@ -54,6 +54,7 @@ def _config(folder: str) -> dict:
 
 
 def _recipe(cfg: dict, folder: str) -> dict:
+    cfg = {**report.RECIPE_DEFAULTS, **cfg}
     missing = [k for k in RECIPE if k not in cfg]
     if missing:
         raise PoolError(f"{folder}/config.json lacks {', '.join(missing)}")
