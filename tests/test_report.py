@@ -165,3 +165,36 @@ def test_folders_that_cannot_pool_are_refused(tmp_path):
         report_cmd.main([p, q, "--reference", "ref"])
     with pytest.raises(SystemExit, match="no runs.csv"):
         report_cmd.main([str(tmp_path / "missing"), "--reference", "ref"])
+
+
+def test_grid_reads_cells_of_other_datasets_and_recipes(tmp_path, capsys):
+    # Three cells: two datasets, two recipes. "x" leads "ref" by 2 points on
+    # fashion_mnist and trails it by 5 on digits, on every seed and setting.
+    def cell(name, dataset, lead, **recipe):
+        rows = []
+        for s in range(2):
+            for noise in ("none", *NOISY):
+                rows.append(_row("mlp", noise, "ref", s, 0.6))
+                rows.append(_row("mlp", noise, "x", s, 0.6 + lead / 100))
+        return _folder(tmp_path / name, rows, dataset=dataset, **recipe)
+
+    a = cell("a", "fashion_mnist", 2.0)
+    b = cell("b", "fashion_mnist", 2.0, optimizer="sgd", schedule="constant",
+             standardize=True)
+    c = cell("c", "digits", -5.0)
+    text = report_cmd.main([a, b, c, "--grid", "--reference", "ref"])
+    assert "c2: fashion_mnist: SGD 0.001 constant, 50 steps, batch 8, std" in text
+    line = next(x for x in text.splitlines() if x.startswith("| x |"))
+    # cells, all cells, without fashion_mnist (digits only), without digits
+    assert line == "| x | 62.00 | 62.00 | 55.00 | 59.67 | 55.00 | **62.00** |"
+    line = next(x for x in text.splitlines() if x.startswith("| ref |"))
+    assert line == "| ref | 60.00 | 60.00 | 60.00 | **60.00** | **60.00** | 60.00 |"
+    # Paired by (cell, seed): 6 units, 4 ahead by 2 and 2 behind by 5.
+    diff = next(x for x in text.splitlines() if x.startswith("| x | -0.33 ["))
+    assert diff.endswith("| -5.00 | 4 of 6 |")
+    # The same cell twice would count it twice: refused without --grid's say-so.
+    with pytest.raises(SystemExit, match="are the same cell"):
+        report_cmd.main([a, a, "--grid", "--reference", "ref"])
+    # Without --grid, other recipes still cannot be pooled.
+    with pytest.raises(SystemExit, match="cannot pool"):
+        report_cmd.main([a, b, "--reference", "ref"])

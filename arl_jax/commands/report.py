@@ -187,6 +187,96 @@ def render(rows: list[dict], draws: list[dict], references: list[str]) -> str:
     return "\n".join(out)
 
 
+def grid_label(cfg: dict) -> str:
+    """A folder's dataset and training recipe in a few words."""
+    cfg = {**report.RECIPE_DEFAULTS, **cfg}
+    opt = "SGD" if cfg["optimizer"] == "sgd" else "Adam"
+    std = ", std" if cfg["standardize"] else ""
+    return (f"{cfg['dataset']}: {opt} {cfg['lr']:g} {cfg['schedule']}, "
+            f"{cfg['steps']} steps, batch {cfg['batch_size']}{std}")
+
+
+def load_grid(folders: list[str]) -> tuple[list[dict], list[dict]]:
+    """The rows of `folders`, which may differ in dataset and recipe: each row's
+    seed becomes `(folder index, seed)` and its `draw` the folder index; and per
+    folder `{"folder", "dataset", "label"}`. Two folders with the same label would
+    count one cell twice and are refused."""
+    rows, cells = [], []
+    for i, folder in enumerate(folders):
+        cfg = _config(folder)
+        _recipe(cfg, folder)  # complete enough to say what it is
+        label = grid_label(cfg)
+        same = [c["folder"] for c in cells if c["label"] == label]
+        if same:
+            raise PoolError(f"{folder} and {same[0]} are the same cell ({label}); "
+                            "pool them without --grid")
+        cells.append({"folder": folder, "dataset": cfg["dataset"], "label": label})
+        rows += [{**r, "seed": (i, r["seed"]), "draw": i}
+                 for r in report.read_rows(os.path.join(folder, "runs.csv"))]
+    return rows, cells
+
+
+def render_grid(rows: list[dict], cells: list[dict], references: list[str]) -> str:
+    """Each loss's mean test accuracy over the noisy settings per cell (a dataset
+    and recipe), over every cell, and over every cell of the other datasets (what a
+    leave-one-dataset-out protocol selects on when that dataset is left out); then
+    each loss minus each reference, paired by (cell, seed)."""
+    out = ["# Grid: test accuracy (%), mean over the noisy settings and seeds", ""]
+    out += [f"- c{i + 1}: {c['label']} ({c['folder']})" for i, c in enumerate(cells)]
+    datasets = list(dict.fromkeys(c["dataset"] for c in cells))
+    for arch in sorted({r["arch"] for r in rows}):
+        sub = [r for r in rows if r["arch"] == arch]
+        per = {}  # (loss, cell) -> noisy mean
+        for i in range(len(cells)):
+            means = report.noisy_means([r for r in sub if r["draw"] == i])
+            full = max((k for _, k in means.values()), default=0)
+            for (_, loss), (m, k) in means.items():
+                if k == full:
+                    per[(loss, i)] = 100 * m
+
+        def mean_over(loss: str, idx: list[int], per: dict = per) -> float:
+            vals = [per.get((loss, i)) for i in idx]
+            return math.nan if None in vals or not vals else sum(vals) / len(vals)
+
+        every = list(range(len(cells)))
+        losses = sorted({r["loss"] for r in sub},
+                        key=lambda x: -(v if not math.isnan(v := mean_over(x, every))
+                                        else -1.0))  # fmt: skip
+        others = {d: [i for i, c in enumerate(cells) if c["dataset"] != d]
+                  for d in datasets}  # fmt: skip
+        fold_cols = [d for d in datasets if others[d]] if len(datasets) > 1 else []
+        out += ["", f"## {arch}", "",
+                "| loss | " + " | ".join(f"c{i + 1}" for i in every) + " | all cells |"
+                + "".join(f" without {d} |" for d in fold_cols),
+                "|---|" + "---:|" * (len(cells) + 1 + len(fold_cols))]  # fmt: skip
+        best = {col: max((v for x in losses if not math.isnan(
+            v := mean_over(x, idx))), default=math.nan)
+            for col, idx in [("all", every), *[(d, others[d]) for d in fold_cols]]}
+
+        def cell(v: float, top: float = math.nan) -> str:
+            if math.isnan(v):
+                return "–"
+            return f"**{v:.2f}**" if v == top else f"{v:.2f}"
+
+        for loss in losses:
+            vals = [cell(per[(loss, i)]) if (loss, i) in per else "–" for i in every]
+            vals.append(cell(mean_over(loss, every), best["all"]))
+            vals += [cell(mean_over(loss, others[d]), best[d]) for d in fold_cols]
+            out.append(f"| {loss} | " + " | ".join(vals) + " |")
+        for ref in references:
+            pooled = report.paired_differences(sub, ref).get(arch, {})
+            if not pooled:
+                continue
+            out += ["", f"### {arch}: each loss minus {ref}, paired by cell and seed "
+                    "(points; 95% t-interval)", "",
+                    "| loss | mean [95%] | smallest | cells x seeds ahead |",
+                    "|---|---:|---:|---:|"]  # fmt: skip
+            for loss, st in sorted(pooled.items(), key=lambda kv: -kv[1]["mean"]):
+                out.append(f"| {loss} | {_interval(st)} | {st['min']:+.2f} | "
+                           f"{st['ahead']} of {st['seeds']} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> str:
     """Parse the command line, print the report (and write it with `--out`)."""
     parser = argparse.ArgumentParser(
@@ -217,9 +307,12 @@ def main(argv: list[str] | None = None) -> str:
     )
     parser.add_argument("--out", default="", help="also write the report to this "
                         "markdown file")  # fmt: skip
+    parser.add_argument("--grid", action="store_true", help="the folders may differ "
+                        "in dataset and recipe: one column each, the mean over all, "
+                        "and the mean without each dataset (leave one dataset out)")
     args = parser.parse_args(argv)
     try:
-        rows, draws = load_pool(args.folders)
+        rows, draws = (load_grid if args.grid else load_pool)(args.folders)
     except PoolError as err:
         sys.exit(f"arl-report: {err}")
     if args.settings:
@@ -230,7 +323,7 @@ def main(argv: list[str] | None = None) -> str:
     missing = [ref for ref in args.reference if ref not in {r["loss"] for r in rows}]
     if missing:
         sys.exit(f"arl-report: no rows of {', '.join(missing)}")
-    text = render(rows, draws, args.reference)
+    text = (render_grid if args.grid else render)(rows, draws, args.reference)
     print(text)
     if args.out:
         with open(args.out, "w") as fh:
