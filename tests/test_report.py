@@ -192,6 +192,11 @@ def test_grid_reads_cells_of_other_datasets_and_recipes(tmp_path, capsys):
     # Paired by (cell, seed): 6 units, 4 ahead by 2 and 2 behind by 5.
     diff = next(x for x in text.splitlines() if x.startswith("| x | -0.33 ["))
     assert diff.endswith("| -5.00 | 4 of 6 |")
+    png = tmp_path / "grid.png"
+    report_cmd.main([a, b, c, "--grid", "--reference", "ref", "--plot", str(png)])
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit, match="add --grid"):
+        report_cmd.main([a, "--reference", "ref", "--plot", str(png)])
     # The same cell twice would count it twice: refused without --grid's say-so.
     with pytest.raises(SystemExit, match="are the same cell"):
         report_cmd.main([a, a, "--grid", "--reference", "ref"])

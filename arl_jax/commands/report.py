@@ -216,6 +216,36 @@ def load_grid(folders: list[str]) -> tuple[list[dict], list[dict]]:
     return rows, cells
 
 
+def grid_means(rows: list[dict], cells: list[dict]) -> dict[str, dict]:
+    """arch -> {(loss, cell index): mean test accuracy (%) over the cell's noisy
+    settings and seeds}, for the losses that ran every noisy setting of the cell."""
+    out = {}
+    for arch in sorted({r["arch"] for r in rows}):
+        sub = [r for r in rows if r["arch"] == arch]
+        per = {}
+        for i in range(len(cells)):
+            means = report.noisy_means([r for r in sub if r["draw"] == i])
+            full = max((k for _, k in means.values()), default=0)
+            per.update({(loss, i): 100 * m for (_, loss), (m, k) in means.items()
+                        if k == full})  # fmt: skip
+        out[arch] = per
+    return out
+
+
+def _mean_over(per: dict, loss: str, idx: list[int]) -> float:
+    vals = [per.get((loss, i)) for i in idx]
+    return math.nan if None in vals or not vals else sum(vals) / len(vals)
+
+
+def _order(per: dict, losses: set[str], idx: list[int]) -> list[str]:
+    """Losses by their mean over `idx`, best first; incomplete ones last."""
+    def key(loss: str) -> float:
+        v = _mean_over(per, loss, idx)
+        return -v if not math.isnan(v) else math.inf
+
+    return sorted(losses, key=key)
+
+
 def render_grid(rows: list[dict], cells: list[dict], references: list[str]) -> str:
     """Each loss's mean test accuracy over the noisy settings per cell (a dataset
     and recipe), over every cell, and over every cell of the other datasets (what a
@@ -224,44 +254,26 @@ def render_grid(rows: list[dict], cells: list[dict], references: list[str]) -> s
     out = ["# Grid: test accuracy (%), mean over the noisy settings and seeds", ""]
     out += [f"- c{i + 1}: {c['label']} ({c['folder']})" for i, c in enumerate(cells)]
     datasets = list(dict.fromkeys(c["dataset"] for c in cells))
-    for arch in sorted({r["arch"] for r in rows}):
+    every = list(range(len(cells)))
+    others = {d: [i for i, c in enumerate(cells) if c["dataset"] != d]
+              for d in datasets}  # fmt: skip
+    folds = [d for d in datasets if others[d]] if len(datasets) > 1 else []
+    for arch, per in grid_means(rows, cells).items():
         sub = [r for r in rows if r["arch"] == arch]
-        per = {}  # (loss, cell) -> noisy mean
-        for i in range(len(cells)):
-            means = report.noisy_means([r for r in sub if r["draw"] == i])
-            full = max((k for _, k in means.values()), default=0)
-            for (_, loss), (m, k) in means.items():
-                if k == full:
-                    per[(loss, i)] = 100 * m
-
-        def mean_over(loss: str, idx: list[int], per: dict = per) -> float:
-            vals = [per.get((loss, i)) for i in idx]
-            return math.nan if None in vals or not vals else sum(vals) / len(vals)
-
-        every = list(range(len(cells)))
-        losses = sorted({r["loss"] for r in sub},
-                        key=lambda x: -(v if not math.isnan(v := mean_over(x, every))
-                                        else -1.0))  # fmt: skip
-        others = {d: [i for i, c in enumerate(cells) if c["dataset"] != d]
-                  for d in datasets}  # fmt: skip
-        fold_cols = [d for d in datasets if others[d]] if len(datasets) > 1 else []
+        losses = _order(per, {r["loss"] for r in sub}, every)
+        columns = [every, *(others[d] for d in folds)]
+        best = [max((v for x in losses if not math.isnan(v := _mean_over(per, x, c))),
+                    default=math.nan) for c in columns]  # fmt: skip
         out += ["", f"## {arch}", "",
                 "| loss | " + " | ".join(f"c{i + 1}" for i in every) + " | all cells |"
-                + "".join(f" without {d} |" for d in fold_cols),
-                "|---|" + "---:|" * (len(cells) + 1 + len(fold_cols))]  # fmt: skip
-        best = {col: max((v for x in losses if not math.isnan(
-            v := mean_over(x, idx))), default=math.nan)
-            for col, idx in [("all", every), *[(d, others[d]) for d in fold_cols]]}
-
-        def cell(v: float, top: float = math.nan) -> str:
-            if math.isnan(v):
-                return "–"
-            return f"**{v:.2f}**" if v == top else f"{v:.2f}"
-
+                + "".join(f" without {d} |" for d in folds),
+                "|---|" + "---:|" * (len(cells) + 1 + len(folds))]  # fmt: skip
         for loss in losses:
-            vals = [cell(per[(loss, i)]) if (loss, i) in per else "–" for i in every]
-            vals.append(cell(mean_over(loss, every), best["all"]))
-            vals += [cell(mean_over(loss, others[d]), best[d]) for d in fold_cols]
+            vals = [f"{per[(loss, i)]:.2f}" if (loss, i) in per else "–" for i in every]
+            for col, top in zip(columns, best, strict=True):
+                v = _mean_over(per, loss, col)
+                vals.append("–" if math.isnan(v) else
+                            f"**{v:.2f}**" if v == top else f"{v:.2f}")
             out.append(f"| {loss} | " + " | ".join(vals) + " |")
         for ref in references:
             pooled = report.paired_differences(sub, ref).get(arch, {})
@@ -275,6 +287,42 @@ def render_grid(rows: list[dict], cells: list[dict], references: list[str]) -> s
                 out.append(f"| {loss} | {_interval(st)} | {st['min']:+.2f} | "
                            f"{st['ahead']} of {st['seeds']} |")
     return "\n".join(out)
+
+
+def plot_grid(rows: list[dict], cells: list[dict], path: str) -> None:
+    """A heat map per architecture: each loss's mean accuracy per cell (written in
+    the square), coloured by its distance below the cell's best loss."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    means = grid_means(rows, cells)
+    every = list(range(len(cells)))
+    fig, axes = plt.subplots(len(means), 1, squeeze=False, figsize=(
+        2 + 1.3 * (len(cells) + 1), 1 + 0.4 * max(len({k[0] for k in p})
+                                                   for p in means.values())))
+    for ax, (arch, per) in zip(axes[:, 0], means.items(), strict=True):
+        losses = _order(per, {k[0] for k in per}, every)
+        acc = np.array([[per.get((x, i), np.nan) for i in every]
+                        + [_mean_over(per, x, every)] for x in losses])
+        gap = acc - np.nanmax(acc, axis=0)
+        ax.imshow(np.clip(gap, -10, 0), cmap="viridis", vmin=-10, vmax=0,
+                  aspect="auto")
+        for (y, x), v in np.ndenumerate(acc):
+            if not np.isnan(v):
+                ax.text(x, y, f"{v:.1f}", ha="center", va="center", fontsize=7,
+                        color="black" if gap[y, x] > -5 else "white")
+        ax.set_xticks(range(len(cells) + 1),
+                      [c["label"].replace(": ", "\n", 1).replace(", ", "\n", 1)
+                       for c in cells] + ["all cells"], fontsize=6)
+        ax.set_yticks(range(len(losses)), losses, fontsize=7)
+        ax.set_title(f"{arch}: mean test accuracy over the noisy settings (%); "
+                     "colour: points below the best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -307,6 +355,8 @@ def main(argv: list[str] | None = None) -> str:
     )
     parser.add_argument("--out", default="", help="also write the report to this "
                         "markdown file")  # fmt: skip
+    parser.add_argument("--plot", default="", help="with --grid: also draw the "
+                        "grid as a heat map into this .png file")
     parser.add_argument("--grid", action="store_true", help="the folders may differ "
                         "in dataset and recipe: one column each, the mean over all, "
                         "and the mean without each dataset (leave one dataset out)")
@@ -323,7 +373,11 @@ def main(argv: list[str] | None = None) -> str:
     missing = [ref for ref in args.reference if ref not in {r["loss"] for r in rows}]
     if missing:
         sys.exit(f"arl-report: no rows of {', '.join(missing)}")
+    if args.plot and not args.grid:
+        sys.exit("arl-report: --plot draws the --grid table; add --grid")
     text = (render_grid if args.grid else render)(rows, draws, args.reference)
+    if args.plot:
+        plot_grid(rows, draws, args.plot)
     print(text)
     if args.out:
         with open(args.out, "w") as fh:
