@@ -128,7 +128,7 @@ def _title(name: str) -> str:
         return title
     shipped = losses_lib.load_pretrained()
     if losses_lib.FAMILIES[shipped["family"]].batch_term is not None:
-        title += f" (+ {shipped['coeffs'][-1]:g} x class prior)"
+        title += f" (+ {shipped['coeffs'][-1]:.2g} x class prior)"
     if shipped.get("provisional"):
         title += " (provisional)"
     return title

@@ -262,8 +262,9 @@ class TaskPool:
                 )
             batch = max(r.batch_size for r in cfg.recipe_list)
             if len(clean.y_train) < batch:
+                flag = "a --recipes batch size" if cfg.recipes else "--batch-size"
                 raise ValueError(
-                    f"batch size {batch} is larger than the "
+                    f"{flag} {batch} is larger than the "
                     f"{len(clean.y_train)} training examples of {name!r}: lower it or "
                     "raise --train-size")
             self.archs_for[name] = fits

@@ -475,8 +475,9 @@ def tfds_mocked():
     files, no network, no TensorFlow)."""
     import tensorflow_datasets as tfds
 
-    saved = readers.SYSTEM_FASHION_MNIST_DIR
+    saved = readers.SYSTEM_FASHION_MNIST_DIR, readers.REPO_DATA_DIR
     readers.SYSTEM_FASHION_MNIST_DIR = "/nonexistent/fashion-mnist"
+    readers.REPO_DATA_DIR = Path("/nonexistent/data")  # no offline MNIST
     real_connect = socket.socket.connect
 
     def refuse(*args, **kwargs):
@@ -489,7 +490,7 @@ def tfds_mocked():
         ):
             return {name: data.load(name, val_fraction=0.25) for name in TFDS_SETS}
     finally:
-        readers.SYSTEM_FASHION_MNIST_DIR = saved
+        readers.SYSTEM_FASHION_MNIST_DIR, readers.REPO_DATA_DIR = saved
         socket.socket.connect = real_connect
 
 

@@ -233,7 +233,8 @@ def test_make_loss_is_the_objective_a_step_minimises():
         jnp.asarray(params), logits, labels)
     part = losses.taylor_nce_loss(params[:-1], logits, labels)
     np.testing.assert_allclose(got, _np_objective(part, logits, 2.5), rtol=1e-5)
-    # The shipped "arl": its per-example part plus its batch term (3 x the penalty).
+    # The shipped "arl": its per-example part plus its batch term (lambda x the
+    # penalty).
     shipped = losses.load_pretrained()
     assert shipped["family"] == "taylor_nce_prior"
     got = inner.make_loss(tiny_cfg(loss="arl"))(ignored, logits, labels)

@@ -163,6 +163,6 @@ def test_tfds_download_says_what_is_missing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(FileNotFoundError, match=r"tensorflow.*arl_jax\[tfds-prepare\]"):
-        data.load("mnist", data_dir=tmp_path, download=True)
+        data.load("kmnist", data_dir=tmp_path, download=True)
     with pytest.raises(ValueError, match="tfds:NAME"):
         data.check_name("tfds:mnist:train")

@@ -60,10 +60,11 @@ def test_default_figure_has_one_panel_per_loss():
 
 
 def test_shipped_loss_is_plotted_without_its_batch_term():
-    # The shipped loss's objective adds 3 x the class-prior penalty, one value for
-    # the whole batch: on the plotted points (all labelled 0, so far from a uniform
-    # prior) it would lift the curve by a constant that depends on the points. The
-    # panel shows the per-example part (`arl_loss`) and says the penalty is there.
+    # The shipped loss's objective adds lambda x the class-prior penalty, one value
+    # for the whole batch: on the plotted points (all labelled 0, so far from a
+    # uniform prior) it would lift the curve by a constant that depends on the
+    # points. The panel shows the per-example part (`arl_loss`) and says the
+    # penalty is there.
     shipped = losses.load_pretrained()
     assert shipped["family"] == "taylor_nce_prior"
     p_y = np.array([0.05, 0.5, 0.95])
@@ -79,7 +80,7 @@ def test_shipped_loss_is_plotted_without_its_batch_term():
     np.testing.assert_allclose(objective, np.mean(curve) + shipped["coeffs"][-1]
                                * penalty, rtol=1e-5)
     assert plotting.loss_figure(["arl"], num_points=20).axes[0].get_title() == (
-        "ARL (+ 3 x class prior)")
+        f"ARL (+ {shipped['coeffs'][-1]:.2g} x class prior)")
 
 
 def test_plot_losses_writes_png(tmp_path):

@@ -185,3 +185,10 @@ def test_mnist_pickle_is_read_checked_and_kept_to_arrays(tmp_path, monkeypatch):
                         _fake_mnist(bad, payload=(dataclasses.replace,)))
     with pytest.raises(pickle.UnpicklingError, match="not a numpy array part"):
         data_readers.read_mnist_pickle(bad)
+
+
+def test_a_recipe_batch_larger_than_the_data_is_refused_naming_recipes():
+    cfg = search.SearchConfig(datasets="synthetic", archs="mlp-s", holdout="",
+                              train_size=200, recipes=("adam:1e-3:constant:5:512",))
+    with pytest.raises(ValueError, match="a --recipes batch size 512 is larger"):
+        search.TaskPool(cfg, mesh=None)

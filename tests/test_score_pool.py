@@ -117,9 +117,10 @@ def test_a_smaller_familys_loss_is_scored_in_a_larger_family(search_r):
 
 
 def test_the_shipped_loss_is_a_member_of_its_family_and_trained_by_name_elsewhere():
-    # The shipped loss is search R plus 3 x the class prior (taylor_nce_prior): a
-    # member of that family, with its own coefficients; in a family that cannot
-    # write the penalty it is trained by name, like GCE, and not refused.
+    # The shipped loss is a taylor_nce_prior loss (the class prior's weight is its
+    # last coefficient): a member of that family, with its own coefficients; in a
+    # family that cannot write the penalty it is trained by name, like GCE, and not
+    # refused.
     shipped = losses.load_pretrained()
     own = score_pool.candidates(search.SearchConfig(family=shipped["family"]),
                                 ["arl"], [])
