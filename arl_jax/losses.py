@@ -573,9 +573,10 @@ def arl_loss(
     Classification Tasks", ICCV 2021.
 
     The shipped loss is family "taylor_nce_prior": a searched NCE weight and
-    polynomial in ``p_y`` (this function), plus 3 times `class_prior_penalty` of the
-    batch. The penalty is a batch-level term, so it is not here: train with
-    `arl_objective`, which adds it to the batch mean, to get the shipped recipe.
+    polynomial in ``p_y`` (this function), plus a searched weight (0.91) of
+    `class_prior_penalty` of the batch. The penalty is a batch-level term, so it is
+    not here: train with `arl_objective`, which adds it to the batch mean, to get
+    the shipped recipe.
 
     Args:
       logits, labels: ``[..., C]`` scores, ``[...]`` int labels in ``[0, C)``.
@@ -596,7 +597,7 @@ def arl_objective(
     coeffs=None, family: str | None = None, loss_file=None,
 ) -> jax.Array:
     """The shipped recipe as one scalar to minimise: the (masked) batch mean of
-    `arl_loss` plus the family's batch term (3 x `class_prior_penalty` for the
+    `arl_loss` plus the family's batch term (0.91 x `class_prior_penalty` for the
     shipped loss). Arguments as in `arl_loss`."""
     family, coeffs = _coeffs_of(coeffs, family, loss_file)
     return family_objective(family, coeffs, logits, labels, where)

@@ -369,7 +369,7 @@ def test_search_population_is_sharded_on_four_devices():
     es, params = search.make_strategy(cfg)
     state = search.init_es_state(cfg, es, params, jax.random.key(0))
     population, _ = es.ask(jax.random.key(1), state, params)
-    fn = pool.evaluator("synthetic", "mlp-s", cfg.family, cfg.steps)
+    fn = pool.evaluator("synthetic", "mlp-s", cfg.family, cfg.recipe_list[0])
     noisy = tasks.noisy_task_data(
         jax.random.key(2), pool.clean("synthetic"), "symmetric:0.5"
     )

@@ -13,14 +13,13 @@ A polynomial family's coefficients are shipped in normal form
 the search's own are kept as `search_coeffs`, with the factor divided out as
 `scale`.
 
-    python -m experiments.ship_loss runs/shipped --prior-weight 3 --keep-coeffs
+    python -m experiments.ship_loss runs/shipped --keep-coeffs
 
-is how the shipped loss is made (`make shipped-loss`): a rank-fitness search's
-"taylor_nce" loss plus 3 times the class-prior penalty ("taylor_nce_prior", a weight
-chosen on the meta-train pools), with the coefficients exactly as the meta-test
-tables measured them
-(`--keep-coeffs`: not put in normal form, which would change them by a factor that
-Adam hardly sees but other optimisers do). It also took a `--note`; the whole
+is how the shipped loss is made (`make shipped-loss`): the search's loss with the
+coefficients exactly as the meta-test tables measured them (`--keep-coeffs`: not
+put in normal form, which would change them by a factor that Adam hardly sees but
+other optimisers do). `--prior-weight W` adds W times the class-prior penalty to a
+"taylor_nce" loss ("taylor_nce_prior"). It also took a `--note`; the whole
 command is kept in the file as `ship_command`.
 """
 
