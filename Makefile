@@ -45,16 +45,7 @@ demo: install data
 # 50 min on 2 CPU cores), shipped as found into the checkout's
 # arl_jax/pretrained/arl.json.
 shipped-loss: install data
-	$(PY) -m experiments.meta_search --family taylor_nce_prior --order 4 \
-	  --init 1,1,-4,0,0,0,1 --sigma 0.5 --pop 16 --generations 16 --tasks 8 --seeds 1 \
-	  --fitness rank --archs mlp --datasets mnist1d,synthetic,fontdigits,fontdigits_blend \
-	  --noise symmetric:0.2-0.8 pairflip:0.2-0.45 asymmetric:0.2-0.4 instance:0.2-0.5 \
-	  --recipes adam:5e-4:constant:1500:64 adam:2e-3:constant:600:128:std \
-	    adam:2e-3:constant:1500:128 adam:1e-3:cosine:1000:256:std \
-	    adam:3e-3:cosine:300:128 sgd:0.02:constant:1200:32:std \
-	    sgd:0.1:cosine:800:128 sgd:0.1:cosine:400:64:std \
-	  --train-size 2000 --val-size 500 --select-tasks 8 --holdout '' --seed 11 \
-	  --out runs/shipped
+	OUT=runs/shipped PY=$(PY) bash docs/runs/generalisation/search.sh
 	$(PY) -m experiments.ship_loss runs/shipped --keep-coeffs \
 	  --note "Searched on constructed data with randomised training recipes and noise, started at NCE+RCE; shipped by the rule of docs/runs/generalisation/PROTOCOL.md. Made by make shipped-loss."
 

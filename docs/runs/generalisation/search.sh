@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The search of PROTOCOL.md (constructed data only, randomised recipes and noise).
+# The search of PROTOCOL.md (constructed data only, randomised recipes and noise);
+# `make shipped-loss` runs it with OUT=runs/shipped.
 set -euo pipefail
 OUT=${OUT:-runs/gen_search}
 PY=${PY:-.venv/bin/python}
