@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU run of docs/PERFORMANCE.md (issue 7), as made on a lent GPU machine:
+# The GPU run of docs/PERFORMANCE.md as made on a lent GPU machine:
 #
 #     OUT=runs/bench_gpu bash benchmarks/gpu_benchmark.sh
 #

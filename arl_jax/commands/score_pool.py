@@ -14,7 +14,7 @@ applies: `--datasets`, `--train-size`, `--steps`, ...), and reports each loss's
 fitness, the search's objective. If the pool ranks losses unlike the held-out data
 does, more search on that pool cannot close the gap.
 
-    python -m experiments.score_pool --elites runs/search_g --draws 8 --out runs/pool_g
+    python -m experiments.score_pool --elites runs/search --draws 8 --out runs/pool
 
 ``--elites RUN`` adds every generation's elite and the final CMA-ES mean of a
 finished search (its metrics.jsonl): the candidates its final selection chose from,
