@@ -36,6 +36,11 @@ class NoiseRange:
         return f"{self.kind}:{rate:.4f}"
 
 
+# What a recipe (and meta_test's flags) may name.
+RECIPE_OPTIMIZERS = ("adam", "sgd")
+RECIPE_SCHEDULES = ("constant", "cosine")
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """How a network is trained: what a user picks besides the loss."""
@@ -71,9 +76,9 @@ def parse_recipe(text: str, flag: str = "--recipes") -> Recipe:
     except ValueError:
         raise ValueError(f"{flag}: {text!r}: LR must be a number and STEPS, BATCH "
                          f"integers ({RECIPE_SYNTAX})") from None
-    if optimizer not in ("adam", "sgd"):
+    if optimizer not in RECIPE_OPTIMIZERS:
         raise ValueError(f"{flag}: {text!r}: optimizer must be adam or sgd")
-    if schedule not in ("constant", "cosine"):
+    if schedule not in RECIPE_SCHEDULES:
         raise ValueError(f"{flag}: {text!r}: schedule must be constant or cosine")
     if not 0 < recipe.lr < 1e30:
         raise ValueError(f"{flag}: {text!r}: LR must be positive and finite")

@@ -102,9 +102,9 @@ class MetaTestConfig:
             if not os.path.exists(path):
                 raise ValueError(f"--loss-file: {path} not found")
         noise_settings(self.noise)
-        if self.optimizer not in ("adam", "sgd"):
+        if self.optimizer not in tasks.RECIPE_OPTIMIZERS:
             raise ValueError(f"--optimizer: {self.optimizer!r}; valid: adam, sgd")
-        if self.schedule not in ("constant", "cosine"):
+        if self.schedule not in tasks.RECIPE_SCHEDULES:
             raise ValueError(f"--schedule: {self.schedule!r}; valid: constant, cosine")
         if not 0 < self.lr < 1e30:  # finite in float32
             raise ValueError(f"--lr must be a positive finite number; got {self.lr}")

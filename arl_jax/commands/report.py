@@ -188,8 +188,7 @@ def render(rows: list[dict], draws: list[dict], references: list[str]) -> str:
 
 
 def grid_label(cfg: dict) -> str:
-    """A folder's dataset and training recipe in a few words."""
-    cfg = {**report.RECIPE_DEFAULTS, **cfg}
+    """A folder's dataset and training recipe (`_recipe`'s dict) in a few words."""
     opt = "SGD" if cfg["optimizer"] == "sgd" else "Adam"
     std = ", std" if cfg["standardize"] else ""
     return (f"{cfg['dataset']}: {opt} {cfg['lr']:g} {cfg['schedule']}, "
@@ -204,8 +203,7 @@ def load_grid(folders: list[str]) -> tuple[list[dict], list[dict]]:
     rows, cells = [], []
     for i, folder in enumerate(folders):
         cfg = _config(folder)
-        _recipe(cfg, folder)  # complete enough to say what it is
-        label = grid_label(cfg)
+        label = grid_label(_recipe(cfg, folder))
         same = [c["folder"] for c in cells if c["label"] == label]
         if same:
             raise PoolError(f"{folder} and {same[0]} are the same cell ({label}); "
