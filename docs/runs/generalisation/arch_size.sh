@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# PROTOCOL.md's addendum: the shipped loss and the main published losses on a
+# smaller training set and on CNNs. Usage: OUT=runs/gen_arch bash .../arch_size.sh
+set -euo pipefail
+OUT=${OUT:-runs/gen_arch}
+PY=${PY:-.venv/bin/python}
+T1="--optimizer adam --lr 1e-3 --schedule constant --batch-size 128 --steps 4000 --standardize"
+T2="--optimizer sgd --lr 0.05 --schedule cosine --batch-size 64 --steps 2000"
+NOISE="symmetric:0.4,0.6,0.8 pairflip:0.4"
+LOSSES="cross_entropy gce sce taylor_ce poly1 nce_rce nce_mae anl_ce arl"
+run() { $PY -m experiments.meta_test --noise $NOISE --seeds 2 --seed 0 --losses $LOSSES "$@"; }
+run --dataset mnist --archs mlp --train-size 1000 $T1 --out "$OUT/mnist_T1_n1000"
+run --dataset digits --archs cnn --train-size 10000 $T1 --out "$OUT/digits_cnn_T1"
+run --dataset digits --archs cnn --train-size 10000 $T2 --out "$OUT/digits_cnn_T2"
+run --dataset mnist --archs lenet --train-size 10000 $T2 --out "$OUT/mnist_lenet_T2"
