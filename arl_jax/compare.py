@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from arl_jax import data as data_lib
-from arl_jax import inner, losses
+from arl_jax import inner, losses, tasks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,30 +58,20 @@ def arl_spec(name: str = "arl", loss_file: str | None = None) -> LossSpec:
 
 
 class Comparer:
-    """Compiled evaluations cached per (arch, classes, loss, recipe)."""
+    """Compiled evaluations of one training `recipe`, cached per (arch, classes,
+    loss); `products` as in `inner.InnerConfig`."""
 
-    def __init__(
-        self, *, steps: int, batch_size: int = 128, lr: float = 1e-3,
-        optimizer: str = "adam", schedule: str = "cosine",
-    ):  # fmt: skip
-        self.steps, self.batch_size, self.lr = steps, batch_size, lr
-        self.optimizer, self.schedule = optimizer, schedule
+    def __init__(self, recipe: tasks.Recipe, products: str = "float32"):
+        self.recipe, self.products = recipe, products
         self._cache: dict[tuple, Callable] = {}
 
     def evaluator(self, arch: str, num_classes: int, spec: LossSpec) -> Callable:
         """`evaluate(params [1, P], keys [seeds], data)` for `spec` (cached)."""
         key = (arch, num_classes, spec.loss, spec.hparams, len(spec.params))
         if key not in self._cache:
-            cfg = inner.InnerConfig(
-                arch=arch,
-                num_classes=num_classes,
-                loss=spec.loss,
-                loss_hparams=spec.hparams,
-                steps=self.steps,
-                batch_size=self.batch_size,
-                lr=self.lr,
-                optimizer=self.optimizer,
-                schedule=self.schedule,
+            cfg = self.recipe.inner_config(
+                arch=arch, num_classes=num_classes, loss=spec.loss,
+                loss_hparams=spec.hparams, products=self.products,
             )
             self._cache[key] = inner.make_evaluate(cfg)
         return self._cache[key]

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import os
+import platform
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -33,6 +34,45 @@ from jax.sharding import PartitionSpec as P
 
 POP = "pop"
 T = TypeVar("T")
+
+
+# The instruction-set extensions that decide XLA:CPU's matmul speed: AVX2 / AVX-512
+# vectors, native bfloat16 dot products (avx512_bf16) and Intel's AMX tiles.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16",
+             "amx_tile")
+
+
+def cpu_model_and_flags(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, list[str]]:
+    """The CPU's model name and which of `CPU_FLAGS` it has (from ``cpuinfo``;
+    `platform.processor()` and no flags where it cannot be read)."""
+    model, flags = platform.processor(), set()
+    try:
+        with open(cpuinfo) as f:
+            for ln in f:
+                key, _, value = ln.partition(":")
+                if key.strip() == "model name" and model == platform.processor():
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return model, [f for f in CPU_FLAGS if f in flags]
+
+
+def native_bfloat16() -> bool:
+    """Whether the default backend multiplies bfloat16 natively: any GPU or TPU, or a
+    CPU with ``avx512_bf16`` or ``amx_bf16``. Elsewhere XLA:CPU converts bfloat16 to
+    float32 around each product, which makes ``products="bfloat16"`` slower."""
+    if jax.default_backend() != "cpu":
+        return True
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_model_and_flags()[1]))
+
+
+def warn_if_emulated(products: str) -> None:
+    """Say (once, on the main process) that bfloat16 products will be slow here."""
+    if products == "bfloat16" and not native_bfloat16():
+        log("warning: this CPU has no native bfloat16 products (avx512_bf16, "
+            "amx_bf16): --products bfloat16 will run slower than float32 here")
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:

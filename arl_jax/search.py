@@ -75,6 +75,10 @@ class SearchConfig:
     batch_size: int = _field(128, "inner training batch size")
     lr: float = _field(2e-3, "inner Adam learning rate (cosine decay)")
     train_size: int = _field(1000, "training examples per task (0: all)")
+    products: str = _field(
+        "float32", "the inner networks' products: float32, or bfloat16 (inputs "
+        "rounded, float32 sums; faster on CPUs with avx512_bf16 and on GPUs)"
+    )
     val_size: int = _field(500, "clean validation examples per task (0: all)")
     fitness: str = _field(
         "mean",
@@ -162,6 +166,9 @@ class SearchConfig:
                 )
         for text in self.recipes:
             tasks.parse_recipe(text, "--recipes")
+        if self.products not in models.PRODUCTS:
+            raise ValueError(f"--products must be float32 or bfloat16 (got "
+                             f"{self.products!r})")
         ranges = tasks.parse_noise_ranges(self.noise, "--noise")
         for name in names:
             if not any(tasks.noise_fits(r.kind, name) for r in ranges):
@@ -290,15 +297,9 @@ class TaskPool:
         recipe)."""
         key = (dataset, arch, loss, recipe)
         if key not in self._evaluators:
-            icfg = inner.InnerConfig(
-                arch=arch,
-                num_classes=self.clean(dataset).num_classes,
-                loss=loss,
-                optimizer=recipe.optimizer,
-                lr=recipe.lr,
-                schedule=recipe.schedule,
-                steps=recipe.steps,
-                batch_size=recipe.batch_size,
+            icfg = recipe.inner_config(
+                arch=arch, num_classes=self.clean(dataset).num_classes, loss=loss,
+                products=self.cfg.products,
             )
             self._evaluators[key] = parallel.make_sharded_evaluate(icfg, self.mesh)
         return self._evaluators[key]

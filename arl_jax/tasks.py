@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Any
 
 import jax
 import numpy as np
 
 from arl_jax import data as data_lib
-from arl_jax import models, noise
+from arl_jax import inner, models, noise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +52,14 @@ class Recipe:
     steps: int = 400
     batch_size: int = 128
     standardize: bool = False  # inputs shifted and scaled by the training set's
+
+    def inner_config(self, **fields: Any) -> inner.InnerConfig:
+        """The `inner.InnerConfig` that trains with this recipe; `fields` give the
+        rest (arch, num_classes, loss, ...). Standardising is the data's business."""
+        return inner.InnerConfig(
+            optimizer=self.optimizer, lr=self.lr, schedule=self.schedule,
+            steps=self.steps, batch_size=self.batch_size, **fields,
+        )
 
     def spec(self) -> str:
         """The spec `parse_recipe` reads, e.g. "adam:0.001:constant:4000:128"."""

@@ -44,8 +44,7 @@ import numpy as np
 import optax
 
 from arl_jax import data as data_lib
-from arl_jax import inner, losses
-from arl_jax.models import build_model
+from arl_jax import inner, losses, models, parallel
 from benchmarks import bench_torch
 from benchmarks.bench_report import TARGETS, check_targets
 
@@ -65,6 +64,7 @@ class Case:
     dataset: str  # "mnist1d" or "fashion_mnist"
     steps: int
     pops: tuple[int, ...]
+    products: str = "float32"  # the inner run's products (`inner.InnerConfig`)
 
 
 def load_case_data(case: Case, quick: bool) -> tuple[inner.Data, str]:
@@ -111,7 +111,8 @@ def inner_config(case: Case) -> inner.InnerConfig:
     """The benchmarked recipe: ``case.arch``, Taylor loss of order 4, Adam 2e-3 with
     cosine decay, batch 128, ``case.steps`` steps."""
     return inner.InnerConfig(
-        arch=case.arch, num_classes=10, loss="taylor", steps=case.steps
+        arch=case.arch, num_classes=10, loss="taylor", steps=case.steps,
+        products=case.products,
     )
 
 
@@ -150,9 +151,11 @@ def timed(
 
 
 def peak_flops(
-    sizes: Sequence[int] = (2048, 4096), repeats: int = 5, precision: str | None = None
+    sizes: Sequence[int] = (2048, 4096), repeats: int = 5, precision: str | None = None,
+    products: str = "float32",
 ) -> dict:
-    """Best float32 FLOP/s of ``jit(a @ b)`` on ``n x n`` matrices (2 n^3 FLOPs).
+    """Best FLOP/s of ``jit(a @ b)`` on ``n x n`` float32 matrices (2 n^3 FLOPs),
+    computed as the inner run's `products` compute (`models.matmul`).
 
     ``precision`` None is XLA's default, the precision the inner runs use (on a
     recent NVIDIA GPU that is TensorFloat-32); ``"highest"`` asks for full float32.
@@ -161,10 +164,14 @@ def peak_flops(
     for n in sizes:
         a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
         b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-        mm = jax.jit(lambda a, b: jnp.matmul(a, b, precision=precision))
+        if products == "float32":
+            mm = jax.jit(lambda a, b: jnp.matmul(a, b, precision=precision))
+        else:
+            mm = jax.jit(lambda a, b: models.matmul(a, b, products))
         t = timed(lambda mm=mm, a=a, b=b: mm(a, b), repeats)
         out[str(n)] = 2 * n**3 / t["best_s"]
-    return {"flops": max(out.values()), "by_size": out, "precision": precision}
+    return {"flops": max(out.values()), "by_size": out, "precision": precision,
+            "products": products}
 
 
 def _cost_flops(compiled: Any) -> float:
@@ -181,7 +188,7 @@ def run_flops(cfg: inner.InnerConfig, d: inner.Data) -> dict[str, float]:
     evaluate``. ``matmul_per_candidate`` counts the dense and conv products alone
     (forward 2 * MACs, backward twice that) as an analytic cross-check.
     """
-    model = build_model(cfg.arch, cfg.num_classes)
+    model = models.build_model(cfg.arch, cfg.num_classes)
     loss_fn = inner.make_loss(cfg)
     n = d.x_train.shape[0]
     steps = cfg.num_steps(n)
@@ -371,8 +378,6 @@ def bench_devices(
 
 
 def _devices_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    from arl_jax import parallel
-
     quick, pop, repeats = spec.pop("quick"), spec.pop("pop"), spec.pop("repeats")
     case = Case(**{**spec, "pops": tuple(spec["pops"])})
     cfg = inner_config(case)
@@ -386,33 +391,10 @@ def _devices_worker(spec: dict[str, Any]) -> dict[str, Any]:
     return {"devices": jax.device_count(), "pop": pop, "seconds": t["best_s"], **t}
 
 
-# The instruction-set extensions that decide XLA:CPU's matmul speed: AVX2 / AVX-512
-# vectors, native bfloat16 dot products (avx512_bf16) and Intel's AMX tiles.
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16",
-             "amx_tile")
-
-
-def cpu_model_and_flags(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, list[str]]:
-    """The CPU's model name and which of `CPU_FLAGS` it has (from ``cpuinfo``;
-    `platform.processor()` and no flags where it cannot be read)."""
-    model, flags = platform.processor(), set()
-    try:
-        with open(cpuinfo) as f:
-            for ln in f:
-                key, _, value = ln.partition(":")
-                if key.strip() == "model name" and model == platform.processor():
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    return model, [f for f in CPU_FLAGS if f in flags]
-
-
 def machine_info() -> dict[str, Any]:
-    """CPU model, instruction-set flags (`CPU_FLAGS`), core count, JAX's backend
-    and accelerator, platform and package versions."""
-    model, flags = cpu_model_and_flags()
+    """CPU model, instruction-set flags (`parallel.CPU_FLAGS`), core count, JAX's
+    backend and accelerator, platform and package versions."""
+    model, flags = parallel.cpu_model_and_flags()
     versions = {"python": platform.python_version(), "jax": jax.__version__,
                 "numpy": np.__version__}
     for mod in ("jaxlib", "flax", "optax", "torch"):
@@ -458,7 +440,10 @@ def run_benchmark(
     out["load_start"] = list(os.getloadavg())
     log(f"{out['machine']['accelerator']}; load {out['load_start']}; peak matmul ...")
     sizes = (256, 512) if quick else ((2048, 4096) if on_cpu else (4096, 8192))
-    out["peak"] = peak_flops(sizes, repeats=max(repeats, 3))
+    products = {case.products for case in cases}
+    if len(products) != 1:
+        raise ValueError("the cases of one benchmark must share their products")
+    out["peak"] = peak_flops(sizes, max(repeats, 3), products=products.pop())
     peak = out["peak"]["flops"]
     log(f"peak {peak / 1e9:.1f} GFLOP/s")
     if not on_cpu:

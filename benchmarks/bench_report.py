@@ -84,9 +84,11 @@ def to_markdown(out: dict[str, Any]) -> str:
         highest = (f" (default precision; full float32 "
                    f"{out['peak_highest']['flops'] / 1e9:.1f} GFLOP/s)")
     isa = f" ({', '.join(m['cpu_flags'])})" if m.get("cpu_flags") else ""
+    kind = {"float32": "float32", "bfloat16": "bfloat16-input"}[
+        out["peak"].get("products", "float32")]
     lines = [
         f"Machine: {m['cpu']}{isa}, {m['cores']} cores; jax {m['versions']['jax']}, "
-        f"torch {m['versions'].get('torch')}. {where}Peak float32 matmul "
+        f"torch {m['versions'].get('torch')}. {where}Peak {kind} matmul "
         f"{peak / 1e9:.1f} GFLOP/s{highest}. Load average "
         f"{out['load_start'][0]:.2f} at the start, {out['load_end'][0]:.2f} at "
         "the end.",
@@ -96,7 +98,8 @@ def to_markdown(out: dict[str, Any]) -> str:
         c = res["case"]
         f = res["flops"]
         lines += [
-            f"### {name}: {c['arch']} on {res['data']}, {c['steps']} steps",
+            f"### {name}: {c['arch']} on {res['data']}, {c['steps']} steps"
+            + (", bfloat16 products in JAX" if c.get("products") == "bfloat16" else ""),
             "",
             f"FLOPs per candidate {f['per_candidate'] / 1e9:.2f} G "
             f"({f.get('source', 'cost analysis')}; cost analysis "

@@ -1,6 +1,7 @@
 """Tests for the throughput benchmark (benchmarks/bench.py, benchmarks/benchmark.py) and
 the PyTorch reference run it times (benchmarks/bench_torch.py)."""
 
+import dataclasses
 import json
 import math
 import os
@@ -12,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from arl_jax import data, inner, losses
+from arl_jax import data, inner, losses, parallel
 from arl_jax.models import ArchConfig, build_model
 from benchmarks import bench, bench_report, bench_torch
 
@@ -276,6 +277,22 @@ def test_a_population_that_fails_is_reported_and_the_rest_still_runs(monkeypatch
     assert out["torch_device"] is None and out["machine"]["backend"] == "cpu"
 
 
+def test_bfloat16_benchmark_runs_the_engine_and_its_peak_in_bfloat16():
+    case = bench.Case("mlp", "mlp", "mnist1d", 2, (2,), "bfloat16")
+    out = bench.run_benchmark([case], quick=True, skip_torch=True, loop_candidates=1,
+                              devices=(), repeats=1, log=lambda s: None)
+    res = out["cases"]["mlp"]
+    assert out["peak"]["products"] == "bfloat16" and out["peak"]["flops"] > 0
+    assert res["config"]["products"] == "bfloat16"
+    assert {r["method"] for r in res["results"]} >= {"vmap", "loop"}
+    md = bench_report.to_markdown({**out, "load_end": out["load_start"]})
+    assert "Peak bfloat16-input matmul" in md and "bfloat16 products in JAX" in md
+    with pytest.raises(ValueError, match="share their products"):
+        bench.run_benchmark([case, dataclasses.replace(case, products="float32")],
+                            quick=True, skip_torch=True, devices=(), repeats=1,
+                            log=lambda s: None)
+
+
 @pytest.mark.skipif(not bench_torch.available(), reason="torch not installed")
 def test_torch_run_takes_a_device(mnist1d):
     cfg = inner.InnerConfig(arch="mlp", num_classes=10, loss="taylor", steps=3)
@@ -294,11 +311,11 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
     info.write_text("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum\n"
                     "flags\t\t: fpu sse avx2 fma avx512f avx512_bf16 amx_tile "
                     "amx_bf16\n\nprocessor\t: 1\nmodel name\t: other\n")
-    model, flags = bench.cpu_model_and_flags(str(info))
+    model, flags = parallel.cpu_model_and_flags(str(info))
     assert model == "Intel(R) Xeon(R) Platinum"
     assert flags == ["avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"]
-    assert bench.cpu_model_and_flags(str(tmp_path / "missing"))[1] == []
-    assert set(bench.machine_info()["cpu_flags"]) <= set(bench.CPU_FLAGS)
+    assert parallel.cpu_model_and_flags(str(tmp_path / "missing"))[1] == []
+    assert set(bench.machine_info()["cpu_flags"]) <= set(parallel.CPU_FLAGS)
 
 
 def test_handwritten_run_is_the_benchmarked_recipe(mnist1d):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from arl_jax import cli, compare, losses, report
+from arl_jax import cli, compare, losses, report, tasks
 from arl_jax.commands import meta_test
 
 TINY = [
@@ -268,9 +268,11 @@ def test_the_optimizer_flag_reaches_the_inner_training(monkeypatch):
     monkeypatch.setattr(compare.inner, "make_evaluate", lambda cfg: seen.append(cfg))
     cfg = cli.parse_config(meta_test.MetaTestConfig,
                            ["--optimizer", "sgd", "--lr", "0.05"])[0]
-    comp = compare.Comparer(steps=10, lr=cfg.lr, optimizer=cfg.optimizer)
+    recipe = tasks.Recipe(cfg.optimizer, cfg.lr, steps=10)
+    comp = compare.Comparer(recipe, "bfloat16")
     comp.evaluator("mlp", 10, compare.LossSpec("ce", "cross_entropy"))
-    assert (seen[0].optimizer, seen[0].lr) == ("sgd", 0.05)
+    assert (seen[0].optimizer, seen[0].lr, seen[0].steps) == ("sgd", 0.05, 10)
+    assert seen[0].products == "bfloat16"
 
 
 def test_lists_take_commas_or_spaces():

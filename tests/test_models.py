@@ -185,3 +185,51 @@ def test_dense_layers_use_matmul():
     params = model.init(jax.random.key(0), x)
     jaxpr = str(jax.make_jaxpr(jax.grad(lambda p: model.apply(p, x).sum()))(params))
     assert "custom_vjp_call" in jaxpr
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [
+    ((64, 40), (40, 256)),
+    ((64, 256), (256, 10)),
+    ((2, 6, 6, 25), (25, 16)),
+])
+def test_bfloat16_products_round_inputs_and_sum_in_float32(x_shape, w_shape):
+    kx, kw, kr = jax.random.split(jax.random.key(1), 3)
+    x, w = jax.random.normal(kx, x_shape), jax.random.normal(kw, w_shape)
+    r = jax.random.normal(kr, (*x_shape[:-1], w_shape[1]))
+    bf = lambda a: a.astype(jnp.bfloat16).astype(jnp.float32)  # noqa: E731
+    y = models.matmul(x, w, "bfloat16")
+    assert y.dtype == jnp.float32
+    # Equal to the float32 product of the rounded inputs: sums are float32.
+    np.testing.assert_allclose(y, bf(x) @ bf(w), rtol=1e-5, atol=1e-4)
+    assert not np.allclose(y, x @ w, rtol=1e-6, atol=1e-6)  # it did round
+
+    def loss(f):
+        return lambda x, w: jnp.sum(f(x, w) * r)
+
+    got = jax.grad(loss(lambda x, w: models.matmul(x, w, "bfloat16")), (0, 1))(x, w)
+    want = jax.grad(loss(lambda x, w: x @ w), (0, 1))(x, w)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == jnp.float32
+        np.testing.assert_allclose(a, b, rtol=0.02, atol=0.02 * float(jnp.abs(b).max()))
+    # A population of weights sharing the input, as the engine vmaps the first layer.
+    ws = jnp.stack([w, 2 * w, -w])
+    dws = jax.vmap(jax.grad(loss(lambda x, w: models.matmul(x, w, "bfloat16")), 1),
+                   (None, 0))(x, ws)
+    np.testing.assert_allclose(dws[0], got[1], rtol=1e-6)
+    np.testing.assert_allclose(dws[2], got[1], rtol=1e-6)
+
+
+def test_products_reach_every_layer_and_bad_names_are_refused():
+    x = jnp.ones((2, 8, 8, 1))
+    for arch in ("mlp", "cnn", "resnet"):
+        model = models.build_model(arch, 3, "bfloat16")
+        params = jax.eval_shape(model.init, jax.random.key(0), x)  # no compile
+        assert {p.dtype for p in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
+        jaxpr = str(jax.make_jaxpr(lambda p, m=model: m.apply(p, x))(params))
+        products = jaxpr.count("preferred_element_type=float32")
+        paths = jax.tree_util.tree_flatten_with_path(params)[0]
+        kernels = sum(1 for path, _ in paths if path[-1].key == "kernel")
+        assert products == kernels, arch
+        assert jax.eval_shape(model.apply, params, x).dtype == jnp.float32
+    with pytest.raises(ValueError, match="products must be one of"):
+        models.build_model("mlp", 3, "float16")

@@ -116,7 +116,7 @@ def test_task_pool_builds_one_evaluator_per_recipe(monkeypatch):
 def test_meta_test_schedule_and_standardize_reach_the_run(monkeypatch, tmp_path):
     seen = []
     monkeypatch.setattr(compare.inner, "make_evaluate", lambda cfg: seen.append(cfg))
-    compare.Comparer(steps=10, schedule="constant").evaluator(
+    compare.Comparer(tasks.Recipe(schedule="constant", steps=10)).evaluator(
         "mlp", 10, compare.LossSpec("ce", "cross_entropy"))
     assert seen[0].schedule == "constant"
     monkeypatch.undo()

@@ -112,8 +112,11 @@ def search_identity(cfg: search.SearchConfig) -> dict:
     checkpoint records their hash, and resumes only under the same."""
     identity = {k: v for k, v in dataclasses.asdict(cfg).items()
                 if k not in CONTINUABLE}
-    if not cfg.recipes:  # as before --recipes existed: older checkpoints still match
+    # Settings at their defaults from before they existed: older checkpoints match.
+    if not cfg.recipes:
         del identity["recipes"]
+    if cfg.products == "float32":
+        del identity["products"]
     return identity
 
 
@@ -181,9 +184,8 @@ def heldout_comparison(
     k_noise, k_train = jax.random.split(key)
     noisy = tasks.noisy_task_data(k_noise, clean, cfg.holdout_noise)
     arch = next(a for a in ("mlp-s", "mlp") if a in tasks.models.ARCHS)
-    comp = compare.Comparer(
-        steps=cfg.holdout_steps, batch_size=cfg.batch_size, lr=cfg.lr
-    )
+    recipe = tasks.Recipe("adam", cfg.lr, "cosine", cfg.holdout_steps, cfg.batch_size)
+    comp = compare.Comparer(recipe, cfg.products)
     specs = [
         compare.LossSpec("learned", cfg.family, tuple(float(c) for c in coeffs)),
         compare.LossSpec("cross_entropy", "cross_entropy"),
@@ -252,6 +254,7 @@ def run(cfg: search.SearchConfig, argv: list[str] | None) -> dict:
     """The search of `main`, once the processes are started."""
     main_proc = parallel.is_main_process()
     say = parallel.log
+    parallel.warn_if_emulated(cfg.products)
     run_dir = cfg.out
     command = "python -m experiments.meta_search " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)

@@ -190,9 +190,11 @@ def render(rows: list[dict], draws: list[dict], references: list[str]) -> str:
 def grid_label(cfg: dict) -> str:
     """A folder's dataset and training recipe (`_recipe`'s dict) in a few words."""
     opt = "SGD" if cfg["optimizer"] == "sgd" else "Adam"
-    std = ", std" if cfg["standardize"] else ""
+    extra = ", std" if cfg["standardize"] else ""
+    extra += f", train ≤ {cfg['train_size']}" if cfg["train_size"] else ""
+    extra += ", bfloat16" if cfg.get("products") == "bfloat16" else ""
     return (f"{cfg['dataset']}: {opt} {cfg['lr']:g} {cfg['schedule']}, "
-            f"{cfg['steps']} steps, batch {cfg['batch_size']}{std}")
+            f"{cfg['steps']} steps, batch {cfg['batch_size']}{extra}")
 
 
 def load_grid(folders: list[str]) -> tuple[list[dict], list[dict]]:
