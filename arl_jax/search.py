@@ -75,6 +75,10 @@ class SearchConfig:
     batch_size: int = _field(128, "inner training batch size")
     lr: float = _field(2e-3, "inner Adam learning rate (cosine decay)")
     train_size: int = _field(1000, "training examples per task (0: all)")
+    train_sizes: str = _field(
+        "", "training-set sizes, one drawn per task, e.g. 250,1000,4000 (default: "
+        "--train-size)"
+    )
     products: str = _field(
         "float32", "the inner networks' products: float32, or bfloat16 (inputs "
         "rounded, float32 sums; faster on CPUs with avx512_bf16 and on GPUs)"
@@ -166,6 +170,15 @@ class SearchConfig:
                 )
         for text in self.recipes:
             tasks.parse_recipe(text, "--recipes")
+        if self.train_sizes:
+            try:
+                sizes = [int(v) for v in tasks.split_list(self.train_sizes)]
+            except ValueError:
+                raise ValueError(f"--train-sizes: not a list of integers: "
+                                 f"{self.train_sizes!r}") from None
+            if not sizes or min(sizes) < 1 or len(set(sizes)) < len(sizes):
+                raise ValueError(f"--train-sizes: give distinct sizes >= 1, e.g. "
+                                 f"250,1000,4000 (got {self.train_sizes!r})")
         if self.products not in models.PRODUCTS:
             raise ValueError(f"--products must be float32 or bfloat16 (got "
                              f"{self.products!r})")
@@ -201,6 +214,14 @@ class SearchConfig:
         if self.recipes:
             return tuple(tasks.parse_recipe(t) for t in self.recipes)
         return (tasks.Recipe("adam", self.lr, "cosine", self.steps, self.batch_size),)
+
+    @property
+    def train_size_list(self) -> tuple[int, ...]:
+        """The training-set sizes tasks draw from: `--train-sizes`, else
+        `--train-size`."""
+        if self.train_sizes:
+            return tuple(int(v) for v in tasks.split_list(self.train_sizes))
+        return (self.train_size,)
 
     @property
     def num_params(self) -> int:
@@ -268,26 +289,31 @@ class TaskPool:
                     f"(input shape {clean.input_shape})"
                 )
             batch = max(r.batch_size for r in cfg.recipe_list)
-            if len(clean.y_train) < batch:
+            smallest = min(len(self.clean(name, train_size=n).y_train)
+                           for n in cfg.train_size_list)
+            if smallest < batch:
                 flag = "a --recipes batch size" if cfg.recipes else "--batch-size"
+                size_flag = "--train-sizes" if cfg.train_sizes else "--train-size"
                 raise ValueError(
-                    f"{flag} {batch} is larger than the "
-                    f"{len(clean.y_train)} training examples of {name!r}: lower it or "
-                    "raise --train-size")
+                    f"{flag} {batch} is larger than the {smallest} training examples "
+                    f"of {name!r}: lower it or raise {size_flag}")
             self.archs_for[name] = fits
         self._evaluators: dict[tuple, Callable] = {}
 
-    def clean(self, name: str, standardize: bool = False) -> data_lib.Dataset:
-        """The clean dataset `name`, cut to the configured sizes."""
+    def clean(
+        self, name: str, standardize: bool = False, train_size: int = 0
+    ) -> data_lib.Dataset:
+        """The clean dataset `name`, cut to `train_size` training examples (0:
+        `--train-size`) and the configured validation size."""
         c = self.cfg
-        return tasks.load_clean(name, c.train_size, c.val_size, c.val_size, c.seed,
-                                standardize)
+        return tasks.load_clean(name, train_size or c.train_size, c.val_size,
+                                c.val_size, c.seed, standardize)
 
     def sample(self, rng: np.random.Generator, n: int) -> list[tasks.Task]:
         """Draw `n` tasks from the pool."""
         return tasks.sample_tasks(
             rng, n, self.datasets, self.archs_for, self.noises, self.cfg.stratify,
-            self.cfg.recipe_list,
+            self.cfg.recipe_list, self.cfg.train_size_list,
         )
 
     def evaluator(
@@ -317,7 +343,7 @@ class TaskPool:
         val, test, div = [], [], []
         for task in task_list:
             k_noise, k_train = jax.random.split(jax.random.fold_in(key, task.index))
-            clean = self.clean(task.dataset, task.recipe.standardize)
+            clean = self.clean(task.dataset, task.recipe.standardize, task.train_size)
             noisy = tasks.noisy_task_data(k_noise, clean, task.noise)
             batch = inner.Data.from_dataset(noisy)
             seeds = jax.random.split(k_train, self.cfg.seeds)
@@ -427,11 +453,14 @@ def run_generation(
 
 
 def task_record(task: tasks.Task, cfg: SearchConfig) -> dict[str, Any]:
-    """A task as metrics.jsonl records it; its recipe's spec when the search draws
-    from several recipes."""
-    out = {k: v for k, v in dataclasses.asdict(task).items() if k != "recipe"}
+    """A task as metrics.jsonl records it; its recipe's spec and its training-set
+    size when the search draws them."""
+    out = {k: v for k, v in dataclasses.asdict(task).items()
+           if k not in ("recipe", "train_size")}
     if cfg.recipes:
         out["recipe"] = task.recipe.spec()
+    if cfg.train_sizes:
+        out["train_size"] = task.train_size
     return out
 
 

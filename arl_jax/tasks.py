@@ -106,6 +106,7 @@ class Task:
     noise: str  # a `noise.apply_noise` spec, e.g. "symmetric:0.4312"
     index: int  # position in the generation: the task's key is fold_in(key, index)
     recipe: Recipe = Recipe()
+    train_size: int = 0  # training examples (0: the pool's own size)
 
 
 def split_list(text: str) -> tuple[str, ...]:
@@ -241,6 +242,7 @@ def sample_tasks(
     noises: tuple[NoiseRange, ...],
     stratify: bool = False,
     recipes: tuple[Recipe, ...] = (Recipe(),),
+    train_sizes: tuple[int, ...] = (0,),
 ) -> list[Task]:
     """Draw `n` tasks: dataset uniformly, then a compatible arch and noise, then a rate.
 
@@ -249,8 +251,9 @@ def sample_tasks(
     `stratify`, the noise ranges cycle the same way (task i uses the range (offset2 +
     i) mod len among those that fit its dataset), so a generation with as many tasks
     as ranges scores every range once instead of whichever ones the draw favours.
-    Each task's recipe is drawn uniformly from `recipes` (no draw for one recipe, so
-    the draws of a one-recipe pool do not depend on it).
+    Each task's recipe is drawn uniformly from `recipes`, then its training-set
+    size from `train_sizes` (no draw where there is one, so the draws of a pool
+    without them do not depend on them).
     """
     offset = int(rng.integers(len(datasets)))
     # Drawn only when used, so unstratified draws match those of earlier versions.
@@ -267,7 +270,9 @@ def sample_tasks(
         rate = float(rng.uniform(r.low, r.high)) if r.high > r.low else r.low
         recipe = (recipes[int(rng.integers(len(recipes)))] if len(recipes) > 1
                   else recipes[0])
-        tasks.append(Task(name, arch, r.spec(rate), i, recipe))
+        size = (train_sizes[int(rng.integers(len(train_sizes)))]
+                if len(train_sizes) > 1 else train_sizes[0])
+        tasks.append(Task(name, arch, r.spec(rate), i, recipe, size))
     return tasks
 
 

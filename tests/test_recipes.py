@@ -192,3 +192,62 @@ def test_a_recipe_batch_larger_than_the_data_is_refused_naming_recipes():
                               train_size=200, recipes=("adam:1e-3:constant:5:512",))
     with pytest.raises(ValueError, match="a --recipes batch size 512 is larger"):
         search.TaskPool(cfg, mesh=None)
+
+
+def test_training_set_sizes_are_drawn_after_the_rest_and_only_when_given():
+    noises = tasks.parse_noise_ranges(("symmetric:0.2-0.8",))
+    archs = {"synthetic": ["mlp"], "mnist1d": ["mlp", "mlp-s"]}
+    recipes = (tasks.parse_recipe("adam:1e-3:constant:10:32"),
+               tasks.parse_recipe("sgd:0.1:cosine:20:64"))
+    args = (16, ("synthetic", "mnist1d"), archs, noises, False, recipes)
+    plain = tasks.sample_tasks(np.random.default_rng(5), *args)
+    one = tasks.sample_tasks(np.random.default_rng(5), *args, (0,))
+    assert plain == one
+    sized = tasks.sample_tasks(np.random.default_rng(5), *args, (100, 400))
+    assert {t.train_size for t in sized} == {100, 400}
+    first = lambda t: (t.dataset, t.arch, t.noise, t.recipe)  # noqa: E731
+    assert first(sized[0]) == first(plain[0])
+
+
+@pytest.mark.parametrize("text,message", [
+    ("100,x", "not a list of integers"),
+    ("100,100", "distinct sizes >= 1"),
+    ("0,200", "distinct sizes >= 1"),
+])
+def test_bad_training_set_sizes_are_refused(text, message):
+    with pytest.raises(ValueError, match=f"--train-sizes: .*{message}"):
+        search.SearchConfig(train_sizes=text).validate()
+
+
+def test_a_batch_larger_than_the_smallest_training_set_is_refused():
+    cfg = search.SearchConfig(datasets="synthetic", archs="mlp-s", holdout="",
+                              batch_size=64, train_sizes="32,500")
+    with pytest.raises(ValueError, match="larger than the 32 training examples.*"
+                                         "raise --train-sizes"):
+        search.TaskPool(cfg, mesh=None)
+
+
+@pytest.mark.slow
+def test_search_trains_each_task_on_its_drawn_training_set(tmp_path, monkeypatch):
+    seen = []
+    real = search.parallel.make_sharded_evaluate
+
+    def spy(icfg, mesh):
+        fn = real(icfg, mesh)
+        return lambda p, k, d: seen.append(d.x_train.shape[0]) or fn(p, k, d)
+
+    monkeypatch.setattr(search.parallel, "make_sharded_evaluate", spy)
+    out = tmp_path / "run"
+    argv = ["--pop", "4", "--generations", "1", "--datasets", "synthetic",
+            "--archs", "mlp-s", "--noise", "symmetric:0.4", "--tasks", "6",
+            "--steps", "4", "--batch-size", "16", "--train-sizes", "64,256",
+            "--val-size", "64", "--select-tasks", "0", "--holdout", "",
+            "--seed", "2", "--out", str(out)]
+    meta_search.main(argv)
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    sizes = [t["train_size"] for t in record["tasks"]]
+    assert set(sizes) == {64, 256} and seen == sizes
+    cfg = meta_search.resolve_config(argv[:-2] + ["--out", str(tmp_path / "x")])
+    assert meta_search.search_identity(cfg)["train_sizes"] == "64,256"
+    plain = dataclasses.replace(cfg, train_sizes="")
+    assert "train_sizes" not in meta_search.search_identity(plain)

@@ -117,6 +117,8 @@ def search_identity(cfg: search.SearchConfig) -> dict:
         del identity["recipes"]
     if cfg.products == "float32":
         del identity["products"]
+    if not cfg.train_sizes:
+        del identity["train_sizes"]
     return identity
 
 
