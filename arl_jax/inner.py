@@ -87,8 +87,8 @@ class InnerConfig:
       max_loss: a step whose mean loss exceeds this in magnitude marks divergence.
       eval_batch_size: examples per forward pass when evaluating val and test.
       products: "float32", or "bfloat16": the network's products on bfloat16 inputs
-        with float32 accumulation (`models.matmul`), about 1.2-1.5x faster on CPUs
-        with native bfloat16 (`parallel.native_bfloat16`) and on GPUs.
+        with float32 accumulation (`models.matmul`), for CPUs with native bfloat16
+        (`parallel.native_bfloat16`) and GPUs; see docs/PERFORMANCE.md.
     """
 
     arch: str | ArchConfig = "mlp"

@@ -36,11 +36,12 @@ in]``) and transposes; XLA folds that transpose away for one network but not for
 population under ``vmap``, where Adam's update, its moments and the divergence
 guard then all read the gradient through a transposing copy (docs/PERFORMANCE.md).
 
-Precision: ``build_model(..., products="bfloat16")`` computes those products on
-bfloat16 inputs with float32 accumulation, as CPUs with native bfloat16 dot products
-(``avx512_bf16``, AMX; `native_bfloat16`) and GPUs run about twice as fast as
-float32; the parameters, optimiser state, loss and every other operation stay
-float32. The default is float32.
+Precision: ``build_model(..., products="bfloat16")`` computes those products, and
+XLA's convolutions on accelerators, on bfloat16 inputs with float32 accumulation,
+which CPUs with native bfloat16 dot products (``avx512_bf16``, AMX;
+`parallel.native_bfloat16`) and GPUs multiply faster than float32 (measured in
+docs/PERFORMANCE.md); the parameters, optimiser state, loss and every other
+operation stay float32. The default is float32.
 
 Dropout: call ``model.apply(params, x, train=True, rngs={"dropout": key})`` to train
 and ``train=False`` (the default, no rng needed) to evaluate.
@@ -61,8 +62,8 @@ import numpy as np
 KINDS = ("mlp", "cnn", "cnn1d", "resnet")
 NORMS = ("none", "group", "layer")
 CONVS = ("auto", "patches", "xla")
-# How the Dense and patch-convolution products compute: in float32, or on bfloat16
-# inputs with float32 accumulation (see `matmul` and `native_bfloat16`).
+# How the Dense products and convolutions compute: in float32, or on bfloat16 inputs
+# with float32 accumulation (see `matmul` and `parallel.native_bfloat16`).
 PRODUCTS = ("float32", "bfloat16")
 
 
@@ -403,7 +404,7 @@ def build_model(
     Args:
       arch: architecture name or config.
       num_classes: number of output logits.
-      products: one of `PRODUCTS`: how the Dense and patch-convolution products
+      products: one of `PRODUCTS`: how the Dense products and the convolutions
         compute (`matmul`); parameters are float32 either way.
 
     Returns:

@@ -171,17 +171,14 @@ class SearchConfig:
         for text in self.recipes:
             tasks.parse_recipe(text, "--recipes")
         if self.train_sizes:
-            try:
-                sizes = [int(v) for v in tasks.split_list(self.train_sizes)]
-            except ValueError:
-                raise ValueError(f"--train-sizes: not a list of integers: "
-                                 f"{self.train_sizes!r}") from None
-            if not sizes or min(sizes) < 1 or len(set(sizes)) < len(sizes):
-                raise ValueError(f"--train-sizes: give distinct sizes >= 1, e.g. "
-                                 f"250,1000,4000 (got {self.train_sizes!r})")
+            tasks.parse_train_sizes(self.train_sizes)
+            default = next(f.default for f in dataclasses.fields(self)
+                           if f.name == "train_size")
+            if self.train_size != default:
+                raise ValueError("--train-size and --train-sizes: give one of them")
         if self.products not in models.PRODUCTS:
-            raise ValueError(f"--products must be float32 or bfloat16 (got "
-                             f"{self.products!r})")
+            raise ValueError(f"--products must be one of {', '.join(models.PRODUCTS)} "
+                             f"(got {self.products!r})")
         ranges = tasks.parse_noise_ranges(self.noise, "--noise")
         for name in names:
             if not any(tasks.noise_fits(r.kind, name) for r in ranges):
@@ -220,7 +217,7 @@ class SearchConfig:
         """The training-set sizes tasks draw from: `--train-sizes`, else
         `--train-size`."""
         if self.train_sizes:
-            return tuple(int(v) for v in tasks.split_list(self.train_sizes))
+            return tasks.parse_train_sizes(self.train_sizes)
         return (self.train_size,)
 
     @property
@@ -269,8 +266,8 @@ def fix_dtypes(tree: Any) -> Any:
 class TaskPool:
     """The meta-train pool of `cfg` and the compiled evaluators, cached per pair.
 
-    Datasets are loaded once and cut to fixed sizes, so each (dataset, architecture)
-    pair compiles once and is reused across generations.
+    Datasets are loaded once and cut to fixed sizes, so each (dataset, architecture,
+    recipe, training-set size) compiles once and is reused across generations.
     """
 
     def __init__(self, cfg: SearchConfig, mesh: jax.sharding.Mesh):
@@ -303,18 +300,27 @@ class TaskPool:
     def clean(
         self, name: str, standardize: bool = False, train_size: int = 0
     ) -> data_lib.Dataset:
-        """The clean dataset `name`, cut to `train_size` training examples (0:
-        `--train-size`) and the configured validation size."""
+        """The clean dataset `name` with the configured validation size and
+        `train_size` training examples (0: `--train-size`). With `--train-sizes` each
+        size is the first examples of one shuffled cut of the largest, so every task
+        of a dataset is validated on the same examples."""
         c = self.cfg
-        return tasks.load_clean(name, train_size or c.train_size, c.val_size,
-                                c.val_size, c.seed, standardize)
+        ds = tasks.load_clean(name, max(c.train_size_list), c.val_size, c.val_size,
+                              c.seed)
+        ds = tasks.take_train(ds, train_size)
+        return data_lib.standardize(ds) if standardize else ds
 
     def sample(self, rng: np.random.Generator, n: int) -> list[tasks.Task]:
-        """Draw `n` tasks from the pool."""
-        return tasks.sample_tasks(
+        """Draw `n` tasks from the pool; a drawn training-set size larger than the
+        dataset becomes the dataset's size (what the task trains on)."""
+        drawn = tasks.sample_tasks(
             rng, n, self.datasets, self.archs_for, self.noises, self.cfg.stratify,
             self.cfg.recipe_list, self.cfg.train_size_list,
         )
+        if not self.cfg.train_sizes:
+            return drawn
+        return [dataclasses.replace(t, train_size=min(
+            t.train_size, len(self.clean(t.dataset).y_train))) for t in drawn]
 
     def evaluator(
         self, dataset: str, arch: str, loss: str, recipe: tasks.Recipe

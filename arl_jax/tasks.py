@@ -229,6 +229,29 @@ def subsample(
         y_test=y_te, noisy_labels=dict(zip(names, noisy, strict=True)))
 
 
+def take_train(ds: data_lib.Dataset, n: int) -> data_lib.Dataset:
+    """The first `n` training examples of `ds` (and of its noisy label sets); the
+    validation and test splits unchanged. A shuffled cut (`subsample`) makes this a
+    random subset, and the subsets of two sizes nest."""
+    if n <= 0 or n >= len(ds.y_train):
+        return ds
+    return dataclasses.replace(
+        ds, x_train=ds.x_train[:n], y_train=ds.y_train[:n],
+        noisy_labels={k: v[:n] for k, v in ds.noisy_labels.items()})
+
+
+def parse_train_sizes(text: str, flag: str = "--train-sizes") -> tuple[int, ...]:
+    """`"250,1000,4000"` -> (250, 1000, 4000): two or more distinct sizes >= 1."""
+    try:
+        sizes = tuple(int(v) for v in split_list(text))
+    except ValueError:
+        raise ValueError(f"{flag}: not a list of integers: {text!r}") from None
+    if len(sizes) < 2 or min(sizes) < 1 or len(set(sizes)) < len(sizes):
+        raise ValueError(f"{flag}: give two or more distinct sizes >= 1, e.g. "
+                         f"250,1000,4000 (got {text!r}); one size is --train-size")
+    return sizes
+
+
 def compatible_archs(dataset: data_lib.Dataset, archs: tuple[str, ...]) -> list[str]:
     """The architectures of `archs` that accept `dataset`'s input shape."""
     return [a for a in archs if models.arch_supports(a, dataset.input_shape)]

@@ -84,11 +84,14 @@ def to_markdown(out: dict[str, Any]) -> str:
         highest = (f" (default precision; full float32 "
                    f"{out['peak_highest']['flops'] / 1e9:.1f} GFLOP/s)")
     isa = f" ({', '.join(m['cpu_flags'])})" if m.get("cpu_flags") else ""
-    kind = {"float32": "float32", "bfloat16": "bfloat16-input"}[
-        out["peak"].get("products", "float32")]
+    if "peak_products" in out:
+        highest += (f"; with {out['peak_products']['products']} inputs "
+                    f"{out['peak_products']['flops'] / 1e9:.1f} GFLOP/s, the peak of "
+                    "the vmap and loop rows (the hand-written loop and PyTorch stay "
+                    "float32)")
     lines = [
         f"Machine: {m['cpu']}{isa}, {m['cores']} cores; jax {m['versions']['jax']}, "
-        f"torch {m['versions'].get('torch')}. {where}Peak {kind} matmul "
+        f"torch {m['versions'].get('torch')}. {where}Peak float32 matmul "
         f"{peak / 1e9:.1f} GFLOP/s{highest}. Load average "
         f"{out['load_start'][0]:.2f} at the start, {out['load_end'][0]:.2f} at "
         "the end.",

@@ -18,6 +18,8 @@ import shlex
 import sys
 import time
 
+from arl_jax import models
+
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(",") if v)
@@ -49,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device-pop", type=int, default=None,
                    help="population for the device scaling (default 64)")
     p.add_argument("--repeats", type=int, default=3, help="timed calls (best of)")
-    p.add_argument("--products", default="float32", choices=("float32", "bfloat16"),
+    p.add_argument("--products", default="float32", choices=models.PRODUCTS,
                    help="the inner runs' products (the peak is measured in the same)")
     return p.parse_args(argv)
 

@@ -282,11 +282,19 @@ def test_bfloat16_benchmark_runs_the_engine_and_its_peak_in_bfloat16():
     out = bench.run_benchmark([case], quick=True, skip_torch=True, loop_candidates=1,
                               devices=(), repeats=1, log=lambda s: None)
     res = out["cases"]["mlp"]
-    assert out["peak"]["products"] == "bfloat16" and out["peak"]["flops"] > 0
+    assert out["peak"]["products"] == "float32"
+    assert out["peak_products"]["products"] == "bfloat16"
     assert res["config"]["products"] == "bfloat16"
-    assert {r["method"] for r in res["results"]} >= {"vmap", "loop"}
+    rows = {r["method"]: r for r in res["results"]}
+    assert {"vmap", "loop", bench.HANDWRITTEN} <= set(rows)
+    # JAX's rows against the bfloat16 peak, the float32 hand-written loop against
+    # the float32 one.
+    for method, peak in (("vmap", out["peak_products"]), ("loop", out["peak_products"]),
+                         (bench.HANDWRITTEN, out["peak"])):
+        r = rows[method]
+        assert r["peak_fraction"] == pytest.approx(r["flops_per_s"] / peak["flops"])
     md = bench_report.to_markdown({**out, "load_end": out["load_start"]})
-    assert "Peak bfloat16-input matmul" in md and "bfloat16 products in JAX" in md
+    assert "with bfloat16 inputs" in md and "bfloat16 products in JAX" in md
     with pytest.raises(ValueError, match="share their products"):
         bench.run_benchmark([case, dataclasses.replace(case, products="float32")],
                             quick=True, skip_torch=True, devices=(), repeats=1,

@@ -213,10 +213,26 @@ def test_training_set_sizes_are_drawn_after_the_rest_and_only_when_given():
     ("100,x", "not a list of integers"),
     ("100,100", "distinct sizes >= 1"),
     ("0,200", "distinct sizes >= 1"),
+    ("500", "two or more .* one size is --train-size"),
 ])
 def test_bad_training_set_sizes_are_refused(text, message):
     with pytest.raises(ValueError, match=f"--train-sizes: .*{message}"):
         search.SearchConfig(train_sizes=text).validate()
+    with pytest.raises(ValueError, match="--train-size and --train-sizes: give one"):
+        search.SearchConfig(train_size=300, train_sizes="100,200").validate()
+
+
+def test_every_training_set_size_is_validated_on_the_same_examples():
+    cfg = search.SearchConfig(datasets="digits", archs="mlp-s", holdout="",
+                              batch_size=32, val_size=200, train_sizes="100,5000")
+    pool = search.TaskPool(cfg, mesh=None)
+    small, full = pool.clean("digits", train_size=100), pool.clean("digits")
+    assert len(small.y_train) == 100 and len(full.y_train) > 1000
+    np.testing.assert_array_equal(small.x_val, full.x_val)
+    np.testing.assert_array_equal(small.x_train, full.x_train[:100])  # nested
+    # A drawn size above the data's is recorded as the size trained on.
+    drawn = pool.sample(np.random.default_rng(0), 12)
+    assert {t.train_size for t in drawn} == {100, len(full.y_train)}
 
 
 def test_a_batch_larger_than_the_smallest_training_set_is_refused():

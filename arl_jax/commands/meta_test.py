@@ -116,8 +116,8 @@ class MetaTestConfig:
             raise ValueError(f"--train-size must be >= 0 (0: all); got "
                              f"{self.train_size}")
         if self.products not in models.PRODUCTS:
-            raise ValueError(f"--products must be float32 or bfloat16; got "
-                             f"{self.products!r}")
+            raise ValueError(f"--products must be one of {', '.join(models.PRODUCTS)} "
+                             f"(got {self.products!r})")
         for flag, items in (("--losses", self.losses), ("--archs", self.archs)):
             twice = sorted({x for x in items if items.count(x) > 1})
             if twice:
