@@ -50,6 +50,8 @@ from benchmarks.bench_report import TARGETS, check_targets
 
 TAYLOR_ORDER = 4
 HANDWRITTEN = "hand-written loop"
+# The population split over a CPU device a core (bench_split).
+SPLIT = "vmap, a CPU device a core"
 # The CNN's val and test sets are cut to this size: evaluating 16,000 Fashion-MNIST
 # images costs as much as 700 training steps and would swamp the training measured.
 CNN_EVAL_EXAMPLES = 2000
@@ -377,6 +379,16 @@ def bench_devices(
     return out
 
 
+def bench_split(case: Case, quick: bool, pop: int, n: int, repeats: int) -> dict | None:
+    """The engine as `arl-search` runs it on a CPU: ``pop`` candidates split over
+    ``n`` CPU devices, one a core (`parallel.split_cpu`), in a fresh process."""
+    r = bench_devices(case, quick, pop, [n], repeats)[0]
+    if "error" in r:
+        return None
+    return {"method": SPLIT, "pop": pop, "devices": n, "seconds": r["seconds"],
+            **{k: v for k, v in r.items() if k not in ("devices", "pop", "seconds")}}
+
+
 def _devices_worker(spec: dict[str, Any]) -> dict[str, Any]:
     quick, pop, repeats = spec.pop("quick"), spec.pop("pop"), spec.pop("repeats")
     case = Case(**{**spec, "pops": tuple(spec["pops"])})
@@ -487,6 +499,13 @@ def run_benchmark(
             r = bench_one_group(cfg, d, TARGETS["pop"], repeats, budget_s)
             res["results"].append(r)
             log(f"{case.name} vmap_one_group pop {r['pop']}: {r['seconds']:.3f} s")
+        n_split = parallel.cpu_device_count(TARGETS["pop"])
+        if on_cpu and TARGETS["pop"] in case.pops and n_split >= 2:
+            r = bench_split(case, quick, TARGETS["pop"], n_split, repeats)
+            if r is not None:
+                res["results"].append(r)
+                log(f"{case.name} {SPLIT} ({n_split}) pop {r['pop']}: "
+                    f"{r['seconds']:.3f} s")
         r = bench_loop(cfg, d, loop_candidates, repeats, budget_s)
         res["results"].append(r)
         log(f"{case.name} loop x{loop_candidates}: {r['seconds']:.3f} s")
@@ -513,7 +532,7 @@ def run_benchmark(
             r["candidates_per_s"] = r["pop"] / r["seconds"]
             r["flops_per_s"] = flops["per_candidate"] * r["candidates_per_s"]
             # The hand-written loop and PyTorch compute in float32 whatever --products.
-            jax_row = r["method"] in ("vmap", "vmap_one_group", "loop")
+            jax_row = r["method"] in ("vmap", "vmap_one_group", "loop", SPLIT)
             r["peak_fraction"] = r["flops_per_s"] / (engine_peak if jax_row else peak)
     if devices and not on_cpu:
         log("device scaling skipped: it simulates CPU devices")

@@ -13,6 +13,9 @@ from typing import Any
 TARGETS = {"vs_torch": 20.0, "vs_loop": 1.5, "vs_handwritten": 1.5,
            "peak_fraction": 0.6, "pop": 64}
 HANDWRITTEN = "hand-written loop"  # bench.HANDWRITTEN
+# The population split over a CPU device a core in a fresh process, as arl-search
+# runs it on a CPU (`parallel.split_cpu`); bench.SPLIT.
+SPLIT = "vmap, a CPU device a core"
 
 
 def _find(res: dict, method: str, pop: int | None = None) -> dict | None:
@@ -23,14 +26,16 @@ def _find(res: dict, method: str, pop: int | None = None) -> dict | None:
 
 
 def check_targets(out: dict[str, Any]) -> dict[str, Any]:
-    """The speed targets, per case: vmap at pop 64 against torch eager and the loop,
-    and vmap's best fraction of the peak (``None`` where a method is missing)."""
+    """The speed targets, per case: the engine at pop 64 as a search runs it (split
+    over a CPU device a core where the benchmark measured that, `SPLIT`; else
+    vmap) against torch eager and the loops, and its best fraction of the peak
+    (``None`` where a method is missing)."""
     checks = {}
     for name, res in out["cases"].items():
-        a = _find(res, "vmap", TARGETS["pop"])
+        a = _find(res, SPLIT, TARGETS["pop"]) or _find(res, "vmap", TARGETS["pop"])
         b, c = _find(res, "loop"), _find(res, "torch")
         best = max((r["peak_fraction"] for r in res["results"]
-                    if r["method"] == "vmap"), default=None)
+                    if r["method"] in ("vmap", SPLIT)), default=None)
         vs_torch = c["per_candidate_s"] / a["per_candidate_s"] if a and c else None
         vs_loop = b["per_candidate_s"] / a["per_candidate_s"] if a and b else None
         h = _find(res, HANDWRITTEN)

@@ -301,6 +301,20 @@ def test_bfloat16_benchmark_runs_the_engine_and_its_peak_in_bfloat16():
                             log=lambda s: None)
 
 
+@pytest.mark.slow
+def test_the_targets_read_the_engine_as_a_search_runs_it(monkeypatch):
+    monkeypatch.setattr(bench.parallel, "cpu_device_count", lambda pop: 2)
+    case = bench.Case("mlp", "mlp", "mnist1d", 2, (64,))
+    out = bench.run_benchmark([case], quick=True, skip_torch=True, loop_candidates=1,
+                              devices=(), repeats=1, log=lambda s: None)
+    rows = {r["method"]: r for r in out["cases"]["mlp"]["results"]}
+    split = rows[bench.SPLIT]
+    assert split["devices"] == 2 and split["pop"] == 64 and split["seconds"] > 0
+    check = bench_report.check_targets(out)["mlp"]
+    hand = rows[bench.HANDWRITTEN]["per_candidate_s"]
+    assert check["vs_handwritten"] == pytest.approx(hand / split["per_candidate_s"])
+
+
 @pytest.mark.skipif(not bench_torch.available(), reason="torch not installed")
 def test_torch_run_takes_a_device(mnist1d):
     cfg = inner.InnerConfig(arch="mlp", num_classes=10, loss="taylor", steps=3)

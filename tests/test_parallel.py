@@ -1,5 +1,7 @@
 """Tests for arl_jax.parallel on 4 simulated CPU devices (see conftest.py)."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -131,3 +133,31 @@ def test_grouped_population_stays_sharded_and_equal(mesh, tiny_data):
     n_val = tiny_data.y_val.shape[0]
     np.testing.assert_allclose(out.val_acc, want.val_acc, atol=1.01 / n_val)
     np.testing.assert_allclose(out.train_loss, want.train_loss, rtol=1e-4, atol=1e-5)
+
+
+def test_split_cpu_gives_a_device_a_core_before_jax_starts(monkeypatch):
+    import subprocess
+    import sys
+
+    code = ("import os; from arl_jax import parallel; n = parallel.split_cpu({pop}); "
+            "import jax; print(n, jax.device_count(), os.environ.get('XLA_FLAGS', ''))")
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS",
+                                                          "JAX_PLATFORMS")}
+    for pop in (64, 8):
+        out = subprocess.run([sys.executable, "-c", code.format(pop=pop)], env=env,
+                             capture_output=True, text=True, check=True).stdout.split()
+        want = parallel.cpu_device_count(pop)
+        assert want == max(1, min(len(os.sched_getaffinity(0)), pop // 8))
+        if want >= 2:
+            assert out[:2] == [str(want), str(want)]
+            assert out[2] == f"{parallel.DEVICE_COUNT_FLAG}={want}"
+        else:
+            assert out[:2] == ["0", "1"]
+    # A device count the user set wins; so does a JAX that has already started.
+    env["XLA_FLAGS"] = f"{parallel.DEVICE_COUNT_FLAG}=1"
+    out = subprocess.run([sys.executable, "-c", code.format(pop=64)], env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[:2] == ["0", "1"]
+    jax.devices()  # JAX has started in this process
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    assert parallel.split_cpu(64) == 0 and "XLA_FLAGS" not in os.environ

@@ -225,6 +225,7 @@ def heldout_comparison(
 def main(argv: list[str] | None = None) -> dict:
     """Run (or resume) a search; returns the best-loss record."""
     cfg = resolve_config(argv)
+    parallel.split_cpu(cfg.pop)  # before JAX starts: a CPU device a core
     try:
         parallel.initialize_distributed(cfg.coordinator, cfg.num_processes,
                                         cfg.process_id, timeout_s=cfg.peer_timeout)
