@@ -369,10 +369,10 @@ def test_default_recipe_fashion_mnist():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,steps", [("mlp", 300), ("cnn", 150)])
-def test_bfloat16_products_keep_the_accuracy_of_the_run(arch, steps):
-    """The shipped loss on real data (digits, 40% symmetric noise), 8 seeds: the
-    run in bfloat16 products ends where the float32 run ends."""
+@pytest.mark.parametrize("arch,steps,seeds", [("mlp", 300, 8), ("cnn", 150, 4)])
+def test_bfloat16_products_keep_the_accuracy_of_the_run(arch, steps, seeds):
+    """The shipped loss on real data (digits, 40% symmetric noise): the run in
+    bfloat16 products ends where the float32 run ends."""
     from arl_jax import compare, tasks
 
     clean = tasks.load_clean("digits", 0, 300, 300, 0, True)
@@ -380,7 +380,7 @@ def test_bfloat16_products_keep_the_accuracy_of_the_run(arch, steps):
         tasks.noisy_task_data(jax.random.key(1), clean, "symmetric:0.4"))
     spec = compare.arl_spec()
     params = jnp.asarray(spec.params)[None]
-    keys = jax.random.split(jax.random.key(0), 8)
+    keys = jax.random.split(jax.random.key(0), seeds)
     out = {}
     for products in ("float32", "bfloat16"):
         cfg = inner.InnerConfig(arch=arch, loss=spec.loss, steps=steps, batch_size=64,
