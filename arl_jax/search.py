@@ -305,10 +305,9 @@ class TaskPool:
         size is the first examples of one shuffled cut of the largest, so every task
         of a dataset is validated on the same examples."""
         c = self.cfg
-        ds = tasks.load_clean(name, max(c.train_size_list), c.val_size, c.val_size,
-                              c.seed)
-        ds = tasks.take_train(ds, train_size)
-        return data_lib.standardize(ds) if standardize else ds
+        first = train_size if c.train_sizes else 0  # else every task takes the cut
+        return tasks.load_clean(name, max(c.train_size_list), c.val_size, c.val_size,
+                                c.seed, standardize, first)
 
     def sample(self, rng: np.random.Generator, n: int) -> list[tasks.Task]:
         """Draw `n` tasks from the pool; a drawn training-set size larger than the

@@ -198,12 +198,14 @@ def noise_fits(kind: str, dataset: str) -> bool:
 @functools.lru_cache(maxsize=32)
 def load_clean(
     name: str, train_size: int, val_size: int, test_size: int, seed: int,
-    standardize: bool = False,
+    standardize: bool = False, first: int = 0,
 ) -> data_lib.Dataset:
-    """Load `name` once and cut it to fixed sizes (fixed shapes: one compile);
+    """Load `name` once and cut it to fixed sizes (fixed shapes: one compile); then
+    keep the `first` training examples of that cut (`take_train`; 0: all), and
     `standardize` as `data.standardize`."""
     ds = subsample(data_lib.load(name, seed=seed), train_size, val_size, test_size,
                    seed)
+    ds = take_train(ds, first)
     return data_lib.standardize(ds) if standardize else ds
 
 

@@ -4,9 +4,7 @@
 set -euo pipefail
 OUT=${OUT:-runs/gen_arch}
 PY=${PY:-.venv/bin/python}
-T1="--optimizer adam --lr 1e-3 --schedule constant --batch-size 128 --steps 4000 --standardize"
-T2="--optimizer sgd --lr 0.05 --schedule cosine --batch-size 64 --steps 2000"
-NOISE="symmetric:0.4,0.6,0.8 pairflip:0.4"
+source "$(dirname "$0")/recipes.sh"  # T1, T2, NOISE
 LOSSES="cross_entropy gce sce taylor_ce poly1 nce_rce nce_mae anl_ce arl"
 run() { $PY -m experiments.meta_test --noise $NOISE --seeds 2 --seed 0 --losses $LOSSES "$@"; }
 run --dataset mnist --archs mlp --train-size 1000 $T1 --out "$OUT/mnist_T1_n1000"

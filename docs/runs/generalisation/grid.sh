@@ -6,9 +6,7 @@
 set -euo pipefail
 OUT=${OUT:-runs/gen}
 PY=${PY:-.venv/bin/python}
-T1="--optimizer adam --lr 1e-3 --schedule constant --batch-size 128 --steps 4000 --standardize"
-T2="--optimizer sgd --lr 0.05 --schedule cosine --batch-size 64 --steps 2000"
-NOISE="symmetric:0.4,0.6,0.8 pairflip:0.4"
+source "$(dirname "$0")/recipes.sh"  # T1, T2, NOISE
 for ds in digits mnist fashion_mnist; do
   for t in T1 T2; do
     $PY -m experiments.meta_test --dataset $ds --archs mlp --noise $NOISE --seeds 2 \
