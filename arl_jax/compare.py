@@ -59,10 +59,10 @@ def arl_spec(name: str = "arl", loss_file: str | None = None) -> LossSpec:
 
 class Comparer:
     """Compiled evaluations of one training `recipe`, cached per (arch, classes,
-    loss); `products` as in `inner.InnerConfig`."""
+    loss)."""
 
-    def __init__(self, recipe: tasks.Recipe, products: str = "float32"):
-        self.recipe, self.products = recipe, products
+    def __init__(self, recipe: tasks.Recipe):
+        self.recipe = recipe
         self._cache: dict[tuple, Callable] = {}
 
     def evaluator(self, arch: str, num_classes: int, spec: LossSpec) -> Callable:
@@ -71,7 +71,7 @@ class Comparer:
         if key not in self._cache:
             cfg = self.recipe.inner_config(
                 arch=arch, num_classes=num_classes, loss=spec.loss,
-                loss_hparams=spec.hparams, products=self.products,
+                loss_hparams=spec.hparams,
             )
             self._cache[key] = inner.make_evaluate(cfg)
         return self._cache[key]

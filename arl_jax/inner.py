@@ -32,7 +32,7 @@ import optax
 from flax import struct
 
 from arl_jax import losses
-from arl_jax.models import PRODUCTS, ArchConfig, build_model, get_arch
+from arl_jax.models import ArchConfig, build_model, get_arch
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
@@ -86,9 +86,6 @@ class InnerConfig:
       grad_clip: clip the gradient's global norm to this value; 0 disables it.
       max_loss: a step whose mean loss exceeds this in magnitude marks divergence.
       eval_batch_size: examples per forward pass when evaluating val and test.
-      products: "float32", or "bfloat16": the network's products on bfloat16 inputs
-        with float32 accumulation (`models.matmul`), for CPUs with native bfloat16
-        (`parallel.native_bfloat16`) and GPUs; see docs/PERFORMANCE.md.
     """
 
     arch: str | ArchConfig = "mlp"
@@ -107,7 +104,6 @@ class InnerConfig:
     grad_clip: float = 0.0
     max_loss: float = 1e6
     eval_batch_size: int = 2048
-    products: str = "float32"
 
     def __post_init__(self):
         get_arch(self.arch)  # raises on an unknown name
@@ -134,10 +130,6 @@ class InnerConfig:
             raise ValueError("steps must be >= 1 and epochs > 0")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.products not in PRODUCTS:
-            raise ValueError(
-                f"products must be one of {PRODUCTS}, got {self.products!r}"
-            )
 
     def num_steps(self, num_train: int) -> int:
         """Optimiser steps for a training set of ``num_train`` examples."""
@@ -286,7 +278,7 @@ def make_inner_train(
     evaluates on the clean val and test sets. ``loss_params`` are cast to float32;
     baselines ignore them (pass a dummy ``[1]`` vector).
     """
-    model = build_model(cfg.arch, cfg.num_classes, cfg.products)
+    model = build_model(cfg.arch, cfg.num_classes)
     loss_fn = make_loss(cfg)
 
     def inner_train(loss_params: jax.Array, key: jax.Array, data: Data) -> Metrics:
@@ -339,7 +331,7 @@ def candidate_bytes(cfg: InnerConfig, input_shape: tuple[int, ...]) -> int:
     """Rough bytes one candidate's training step works on: its parameters four times
     (weights, gradient, two Adam moments) and the forward pass's intermediates on a
     batch twice (their values and gradients), counted from the traced program."""
-    model = build_model(cfg.arch, cfg.num_classes, cfg.products)
+    model = build_model(cfg.arch, cfg.num_classes)
     x = jax.ShapeDtypeStruct((cfg.batch_size, *input_shape), jnp.float32)
     key = jax.random.key(0)
     params = jax.eval_shape(model.init, key, x)

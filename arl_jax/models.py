@@ -36,13 +36,6 @@ in]``) and transposes; XLA folds that transpose away for one network but not for
 population under ``vmap``, where Adam's update, its moments and the divergence
 guard then all read the gradient through a transposing copy (docs/PERFORMANCE.md).
 
-Precision: ``build_model(..., products="bfloat16")`` computes those products, and
-XLA's convolutions on accelerators, on bfloat16 inputs with float32 accumulation,
-which CPUs with native bfloat16 dot products (``avx512_bf16``, AMX;
-`parallel.native_bfloat16`) and GPUs multiply faster than float32 (measured in
-docs/PERFORMANCE.md); the parameters, optimiser state, loss and every other
-operation stay float32. The default is float32.
-
 Dropout: call ``model.apply(params, x, train=True, rngs={"dropout": key})`` to train
 and ``train=False`` (the default, no rng needed) to evaluate.
 """
@@ -50,7 +43,6 @@ and ``train=False`` (the default, no rng needed) to evaluate.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Sequence
 
@@ -62,9 +54,6 @@ import numpy as np
 KINDS = ("mlp", "cnn", "cnn1d", "resnet")
 NORMS = ("none", "group", "layer")
 CONVS = ("auto", "patches", "xla")
-# How the Dense products and convolutions compute: in float32, or on bfloat16 inputs
-# with float32 accumulation (see `matmul` and `parallel.native_bfloat16`).
-PRODUCTS = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,59 +160,41 @@ def _norm(kind: str, channels: int) -> nn.Module | None:
     return None
 
 
-def _cast(x: jax.Array, products: str) -> jax.Array:
-    return x.astype(jnp.bfloat16) if products == "bfloat16" else x
-
-
-def _dot(a: jax.Array, b: jax.Array, dims, products: str) -> jax.Array:
-    """``dot_general`` in float32, or on bfloat16 inputs accumulated in float32."""
-    if products == "float32":
-        return jax.lax.dot_general(a, b, dims)
-    return jax.lax.dot_general(_cast(a, products), _cast(b, products), dims,
-                               preferred_element_type=jnp.float32)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def matmul(x: jax.Array, w: jax.Array, products: str = "float32") -> jax.Array:
+@jax.custom_vjp
+def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
     """``x [..., i] @ w [i, o] -> [..., o]``, differentiated by hand (reverse mode
     only) so the weight gradient comes out as ``[i, o]`` directly.
 
     Values and gradients equal ``x @ w``'s; only the layout of the products that
-    compute them differs (see the module docstring). ``products="bfloat16"`` rounds
-    the inputs of the forward and backward products to bfloat16 and accumulates in
-    float32 (the result, gradients and weights stay float32).
+    compute them differs (see the module docstring).
     """
-    return _dot(x, w, (((x.ndim - 1,), (0,)), ((), ())), products)
+    return jax.lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
 
 
-def _matmul_fwd(x: jax.Array, w: jax.Array, products: str):
-    # The backward products read the inputs rounded once, here.
-    return matmul(x, w, products), (_cast(x, products), _cast(w, products))
+def _matmul_fwd(x: jax.Array, w: jax.Array):
+    return matmul(x, w), (x, w)
 
 
-def _matmul_bwd(products: str, res, g: jax.Array):
+def _matmul_bwd(res, g: jax.Array):
     x, w = res
-    dx = _dot(g, w, (((g.ndim - 1,), (1,)), ((), ())), products)  # [..., i]
+    dx = jax.lax.dot_general(g, w, (((g.ndim - 1,), (1,)), ((), ())))  # [..., i]
     lead = tuple(range(x.ndim - 1))  # batch (and spatial) axes
-    if w.shape[1] < min(w.shape[0], 64) or products == "bfloat16":
+    if w.shape[1] < min(w.shape[0], 64):
         # A narrow output (e.g. the 10 logits): [o, i] rows are long enough for the
         # vector units, [i, o] rows are not (4x slower); transposing o * i is cheap.
-        # In bfloat16 always: with x shared by a vmapped population (the first
-        # layer), XLA:CPU's runtime has no bfloat16 x^T g with float32 sums.
-        return dx, _dot(g, x, ((lead, lead), ((), ())), products).T
-    dw = _dot(x, g, ((lead, lead), ((), ())), products)  # [i, o], no transpose
+        return dx, jax.lax.dot_general(g, x, ((lead, lead), ((), ()))).T
+    dw = jax.lax.dot_general(x, g, ((lead, lead), ((), ())))  # [i, o], no transpose
     return dx, dw
 
 
 matmul.defvjp(_matmul_fwd, _matmul_bwd)
 
 
-def _dense_dot_general(lhs, rhs, dimension_numbers, precision=None,
-                       products: str = "float32", **kwargs):
+def _dense_dot_general(lhs, rhs, dimension_numbers, precision=None, **kwargs):
     """``nn.Dense``'s ``dot_general`` hook: `matmul` for its plain ``x @ kernel``."""
     plain = (((lhs.ndim - 1,), (0,)), ((), ()))
     if dimension_numbers == plain and precision is None and not kwargs:
-        return matmul(lhs, rhs, products)
+        return matmul(lhs, rhs)
     return jax.lax.dot_general(lhs, rhs, dimension_numbers, precision, **kwargs)
 
 
@@ -255,7 +226,6 @@ class Conv(nn.Module):
     kernel_size: tuple[int, ...]
     strides: tuple[int, ...] | None = None
     impl: str = "patches"
-    products: str = "float32"  # the patch product's (see `matmul`)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -267,12 +237,10 @@ class Conv(nn.Module):
         if self.impl == "xla":
             dims = ("NHWC", "HWIO", "NHWC") if len(k) == 2 else ("NHC", "HIO", "NHC")
             y = jax.lax.conv_general_dilated(
-                _cast(x, self.products), _cast(kernel, self.products), strides,
-                "SAME", dimension_numbers=dims, preferred_element_type=jnp.float32,
+                x, kernel, strides, "SAME", dimension_numbers=dims
             )
         else:
-            y = matmul(_patches(x, k, strides), kernel.reshape(-1, self.features),
-                       self.products)
+            y = matmul(_patches(x, k, strides), kernel.reshape(-1, self.features))
         return y + bias  # [B, *S_out, features]
 
 
@@ -292,11 +260,10 @@ class _DenseHead(nn.Module):
     widths: Sequence[int]
     num_classes: int
     dropout: float
-    products: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        dot = functools.partial(_dense_dot_general, products=self.products)
+        dot = _dense_dot_general
         for w in self.widths:
             x = nn.relu(nn.Dense(w, dot_general=dot)(x))  # [B, w]
             if self.dropout > 0:
@@ -309,14 +276,11 @@ class MLP(nn.Module):
 
     cfg: ArchConfig
     num_classes: int
-    products: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         x = x.reshape(x.shape[0], -1)  # [B, D]
-        head = _DenseHead(self.cfg.widths, self.num_classes, self.cfg.dropout,
-                          self.products)
-        return head(x, train)
+        return _DenseHead(self.cfg.widths, self.num_classes, self.cfg.dropout)(x, train)
 
 
 class CNN(nn.Module):
@@ -324,7 +288,6 @@ class CNN(nn.Module):
 
     cfg: ArchConfig
     num_classes: int
-    products: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -333,14 +296,12 @@ class CNN(nn.Module):
             x = x[..., None]
         k = (self.cfg.kernel,) * spatial
         for c in self.cfg.channels:
-            x = Conv(c, k, impl=self.cfg.conv, products=self.products)(x)  # [B, *S, c]
+            x = Conv(c, k, impl=self.cfg.conv)(x)  # [B, *S, c]
             norm = _norm(self.cfg.norm, c)
             x = nn.relu(norm(x) if norm is not None else x)
             x = max_pool2(x)  # [B, *S // 2, c]
         x = x.reshape(x.shape[0], -1)  # [B, prod(S) * c]
-        head = _DenseHead(self.cfg.widths, self.num_classes, self.cfg.dropout,
-                          self.products)
-        return head(x, train)
+        return _DenseHead(self.cfg.widths, self.num_classes, self.cfg.dropout)(x, train)
 
 
 class _BasicBlock(nn.Module):
@@ -350,7 +311,6 @@ class _BasicBlock(nn.Module):
     stride: int
     norm: str
     impl: str
-    products: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -358,12 +318,11 @@ class _BasicBlock(nn.Module):
             n = _norm(self.norm, self.channels)
             return n(y) if n is not None else y
 
-        s, c = (self.stride, self.stride), self.channels
-        conv = functools.partial(Conv, impl=self.impl, products=self.products)
-        y = nn.relu(norm(conv(c, (3, 3), s)(x)))
-        y = norm(conv(c, (3, 3))(y))
+        s, c, impl = (self.stride, self.stride), self.channels, self.impl
+        y = nn.relu(norm(Conv(c, (3, 3), s, impl=impl)(x)))
+        y = norm(Conv(c, (3, 3), impl=impl)(y))
         if x.shape[-1] != c or self.stride != 1:
-            x = norm(conv(c, (1, 1), s)(x))  # projection shortcut
+            x = norm(Conv(c, (1, 1), s, impl=impl)(x))  # projection shortcut
         return nn.relu(x + y)  # [B, H / stride, W / stride, channels]
 
 
@@ -372,40 +331,32 @@ class ResNet(nn.Module):
 
     cfg: ArchConfig
     num_classes: int
-    products: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         if x.ndim == 3:  # [B, H, W] -> [B, H, W, 1]
             x = x[..., None]
         c0 = self.cfg.channels[0]
-        x = Conv(c0, (3, 3), impl=self.cfg.conv, products=self.products)(x)
+        x = Conv(c0, (3, 3), impl=self.cfg.conv)(x)  # [B, H, W, c0]
         n = _norm(self.cfg.norm, c0)
         x = nn.relu(n(x) if n is not None else x)
         for i, c in enumerate(self.cfg.channels):
             for j in range(self.cfg.blocks):
                 stride = 2 if (i > 0 and j == 0) else 1
-                x = _BasicBlock(c, stride, self.cfg.norm, self.cfg.conv,
-                                self.products)(x)
+                x = _BasicBlock(c, stride, self.cfg.norm, self.cfg.conv)(x)
         x = jnp.mean(x, axis=(1, 2))  # global average pool: [B, c_last]
-        head = _DenseHead(self.cfg.widths, self.num_classes, self.cfg.dropout,
-                          self.products)
-        return head(x, train)
+        return _DenseHead(self.cfg.widths, self.num_classes, self.cfg.dropout)(x, train)
 
 
 _MODULES = {"mlp": MLP, "cnn": CNN, "cnn1d": CNN, "resnet": ResNet}
 
 
-def build_model(
-    arch: str | ArchConfig, num_classes: int, products: str = "float32"
-) -> nn.Module:
+def build_model(arch: str | ArchConfig, num_classes: int) -> nn.Module:
     """The Flax module for ``arch`` (a name in `ARCHS` or an `ArchConfig`).
 
     Args:
       arch: architecture name or config.
       num_classes: number of output logits.
-      products: one of `PRODUCTS`: how the Dense products and the convolutions
-        compute (`matmul`); parameters are float32 either way.
 
     Returns:
       A module whose ``apply(params, x [B, *input_shape], train=False)`` returns
@@ -417,9 +368,7 @@ def build_model(
         cfg = dataclasses.replace(cfg, conv=conv)
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
-    if products not in PRODUCTS:
-        raise ValueError(f"products must be one of {PRODUCTS}, got {products!r}")
-    return _MODULES[cfg.kind](cfg=cfg, num_classes=num_classes, products=products)
+    return _MODULES[cfg.kind](cfg=cfg, num_classes=num_classes)
 
 
 def arch_supports(arch: str | ArchConfig, input_shape: Sequence[int]) -> bool:

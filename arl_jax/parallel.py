@@ -36,36 +36,30 @@ POP = "pop"
 T = TypeVar("T")
 
 
-# The instruction-set extensions that decide XLA:CPU's matmul speed: AVX2 / AVX-512
-# vectors, native bfloat16 dot products (avx512_bf16) and Intel's AMX tiles.
+# The instruction-set extensions that decide a CPU's matmul speed, recorded with the
+# benchmark's timings: AVX2 / AVX-512 vectors, bfloat16 and float16 dot products, AMX
+# tiles.
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16",
              "amx_tile")
 
 
 def cpu_model_and_flags(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, list[str]]:
-    """The CPU's model name and which of `CPU_FLAGS` it has (from ``cpuinfo``;
-    `platform.processor()` and no flags where it cannot be read)."""
-    model, flags = platform.processor(), set()
+    """The CPU's model name, with its family and model numbers where given (virtual
+    machines often name every AMD EPYC alike), and which of `CPU_FLAGS` it has (from
+    ``cpuinfo``; `platform.processor()` and no flags where it cannot be read)."""
+    first: dict[str, str] = {}  # the first processor's fields
     try:
         with open(cpuinfo) as f:
             for ln in f:
                 key, _, value = ln.partition(":")
-                if key.strip() == "model name" and model == platform.processor():
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
+                first.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    model = first.get("model name") or platform.processor()
+    if first.get("cpu family") and first.get("model"):
+        model += f" (family {first['cpu family']}, model {first['model']})"
+    flags = set(first.get("flags", "").split())
     return model, [f for f in CPU_FLAGS if f in flags]
-
-
-def native_bfloat16() -> bool:
-    """Whether the default backend multiplies bfloat16 natively: any GPU or TPU, or a
-    CPU with ``avx512_bf16`` or ``amx_bf16``. Elsewhere XLA:CPU converts bfloat16 to
-    float32 around each product, which makes ``products="bfloat16"`` slower."""
-    if jax.default_backend() != "cpu":
-        return True
-    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_model_and_flags()[1]))
 
 
 # On a CPU a population trains faster split over one XLA device per core than on one
@@ -102,13 +96,6 @@ def split_cpu(pop: int) -> int:
         return 0
     os.environ["XLA_FLAGS"] = f"{flags} {DEVICE_COUNT_FLAG}={n}".strip()
     return n
-
-
-def warn_if_emulated(products: str) -> None:
-    """Say (once, on the main process) that bfloat16 products will be slow here."""
-    if products == "bfloat16" and not native_bfloat16():
-        log("warning: this CPU has no native bfloat16 products (avx512_bf16, "
-            "amx_bf16): --products bfloat16 will run slower than float32 here")
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:

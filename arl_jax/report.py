@@ -17,9 +17,9 @@ FIELDS = (
 # What a meta-test row's number depends on besides the loss: rows of two runs pair
 # (and a rerun into a folder may add to its rows) only when these are equal.
 RECIPE = ("dataset", "noise", "seeds", "steps", "batch_size", "lr", "optimizer",
-          "schedule", "standardize", "train_size", "seed", "products")  # fmt: skip
+          "schedule", "standardize", "train_size", "seed")  # fmt: skip
 # The value of a RECIPE field that a config.json from before the field existed meant.
-RECIPE_DEFAULTS = {"schedule": "cosine", "standardize": False, "products": "float32"}
+RECIPE_DEFAULTS = {"schedule": "cosine", "standardize": False}
 
 
 def is_learned(loss: str) -> bool:

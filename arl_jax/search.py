@@ -79,10 +79,6 @@ class SearchConfig:
         "", "training-set sizes, one drawn per task, e.g. 250,1000,4000 (default: "
         "--train-size)"
     )
-    products: str = _field(
-        "float32", "the inner networks' products: float32, or bfloat16 (inputs "
-        "rounded, float32 sums; faster on CPUs with avx512_bf16 and on GPUs)"
-    )
     val_size: int = _field(500, "clean validation examples per task (0: all)")
     fitness: str = _field(
         "mean",
@@ -176,9 +172,6 @@ class SearchConfig:
                            if f.name == "train_size")
             if self.train_size != default:
                 raise ValueError("--train-size and --train-sizes: give one of them")
-        if self.products not in models.PRODUCTS:
-            raise ValueError(f"--products must be one of {', '.join(models.PRODUCTS)} "
-                             f"(got {self.products!r})")
         ranges = tasks.parse_noise_ranges(self.noise, "--noise")
         for name in names:
             if not any(tasks.noise_fits(r.kind, name) for r in ranges):
@@ -329,8 +322,7 @@ class TaskPool:
         key = (dataset, arch, loss, recipe)
         if key not in self._evaluators:
             icfg = recipe.inner_config(
-                arch=arch, num_classes=self.clean(dataset).num_classes, loss=loss,
-                products=self.cfg.products,
+                arch=arch, num_classes=self.clean(dataset).num_classes, loss=loss
             )
             self._evaluators[key] = parallel.make_sharded_evaluate(icfg, self.mesh)
         return self._evaluators[key]

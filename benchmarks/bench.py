@@ -66,7 +66,6 @@ class Case:
     dataset: str  # "mnist1d" or "fashion_mnist"
     steps: int
     pops: tuple[int, ...]
-    products: str = "float32"  # the inner run's products (`inner.InnerConfig`)
 
 
 def load_case_data(case: Case, quick: bool) -> tuple[inner.Data, str]:
@@ -113,8 +112,7 @@ def inner_config(case: Case) -> inner.InnerConfig:
     """The benchmarked recipe: ``case.arch``, Taylor loss of order 4, Adam 2e-3 with
     cosine decay, batch 128, ``case.steps`` steps."""
     return inner.InnerConfig(
-        arch=case.arch, num_classes=10, loss="taylor", steps=case.steps,
-        products=case.products,
+        arch=case.arch, num_classes=10, loss="taylor", steps=case.steps
     )
 
 
@@ -153,11 +151,9 @@ def timed(
 
 
 def peak_flops(
-    sizes: Sequence[int] = (2048, 4096), repeats: int = 5, precision: str | None = None,
-    products: str = "float32",
+    sizes: Sequence[int] = (2048, 4096), repeats: int = 5, precision: str | None = None
 ) -> dict:
-    """Best FLOP/s of ``jit(a @ b)`` on ``n x n`` float32 matrices (2 n^3 FLOPs),
-    computed as the inner run's `products` compute (`models.matmul`).
+    """Best float32 FLOP/s of ``jit(a @ b)`` on ``n x n`` matrices (2 n^3 FLOPs).
 
     ``precision`` None is XLA's default, the precision the inner runs use (on a
     recent NVIDIA GPU that is TensorFloat-32); ``"highest"`` asks for full float32.
@@ -166,14 +162,10 @@ def peak_flops(
     for n in sizes:
         a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
         b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-        if products == "float32":
-            mm = jax.jit(lambda a, b: jnp.matmul(a, b, precision=precision))
-        else:
-            mm = jax.jit(lambda a, b: models.matmul(a, b, products))
+        mm = jax.jit(lambda a, b: jnp.matmul(a, b, precision=precision))
         t = timed(lambda mm=mm, a=a, b=b: mm(a, b), repeats)
         out[str(n)] = 2 * n**3 / t["best_s"]
-    return {"flops": max(out.values()), "by_size": out, "precision": precision,
-            "products": products}
+    return {"flops": max(out.values()), "by_size": out, "precision": precision}
 
 
 def _cost_flops(compiled: Any) -> float:
@@ -452,18 +444,9 @@ def run_benchmark(
     out["load_start"] = list(os.getloadavg())
     log(f"{out['machine']['accelerator']}; load {out['load_start']}; peak matmul ...")
     sizes = (256, 512) if quick else ((2048, 4096) if on_cpu else (4096, 8192))
-    products = {case.products for case in cases}
-    if len(products) != 1:
-        raise ValueError("the cases of one benchmark must share their products")
-    products = products.pop()
     out["peak"] = peak_flops(sizes, max(repeats, 3))
     peak = out["peak"]["flops"]
     log(f"peak {peak / 1e9:.1f} GFLOP/s")
-    engine_peak = peak  # what the JAX rows' products can reach
-    if products != "float32":
-        out["peak_products"] = peak_flops(sizes, max(repeats, 3), products=products)
-        engine_peak = out["peak_products"]["flops"]
-        log(f"peak in {products} products {engine_peak / 1e9:.1f} GFLOP/s")
     if not on_cpu:
         out["peak_highest"] = peak_flops(sizes, max(repeats, 3), "highest")
         log(f"peak at full float32 {out['peak_highest']['flops'] / 1e9:.1f} GFLOP/s")
@@ -531,9 +514,7 @@ def run_benchmark(
             r["per_candidate_s"] = r["seconds"] / r["pop"]
             r["candidates_per_s"] = r["pop"] / r["seconds"]
             r["flops_per_s"] = flops["per_candidate"] * r["candidates_per_s"]
-            # The hand-written loop and PyTorch compute in float32 whatever --products.
-            jax_row = r["method"] in ("vmap", "vmap_one_group", "loop", SPLIT)
-            r["peak_fraction"] = r["flops_per_s"] / (engine_peak if jax_row else peak)
+            r["peak_fraction"] = r["flops_per_s"] / peak
     if devices and not on_cpu:
         log("device scaling skipped: it simulates CPU devices")
         out["devices_skipped"] = (

@@ -89,11 +89,6 @@ def to_markdown(out: dict[str, Any]) -> str:
         highest = (f" (default precision; full float32 "
                    f"{out['peak_highest']['flops'] / 1e9:.1f} GFLOP/s)")
     isa = f" ({', '.join(m['cpu_flags'])})" if m.get("cpu_flags") else ""
-    if "peak_products" in out:
-        highest += (f"; with {out['peak_products']['products']} inputs "
-                    f"{out['peak_products']['flops'] / 1e9:.1f} GFLOP/s, the peak of "
-                    "the vmap and loop rows (the hand-written loop and PyTorch stay "
-                    "float32)")
     lines = [
         f"Machine: {m['cpu']}{isa}, {m['cores']} cores; jax {m['versions']['jax']}, "
         f"torch {m['versions'].get('torch')}. {where}Peak float32 matmul "
@@ -106,8 +101,7 @@ def to_markdown(out: dict[str, Any]) -> str:
         c = res["case"]
         f = res["flops"]
         lines += [
-            f"### {name}: {c['arch']} on {res['data']}, {c['steps']} steps"
-            + (", bfloat16 products in JAX" if c.get("products") == "bfloat16" else ""),
+            f"### {name}: {c['arch']} on {res['data']}, {c['steps']} steps",
             "",
             f"FLOPs per candidate {f['per_candidate'] / 1e9:.2f} G "
             f"({f.get('source', 'cost analysis')}; cost analysis "

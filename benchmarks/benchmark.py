@@ -18,8 +18,6 @@ import shlex
 import sys
 import time
 
-from arl_jax import models
-
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(",") if v)
@@ -51,8 +49,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device-pop", type=int, default=None,
                    help="population for the device scaling (default 64)")
     p.add_argument("--repeats", type=int, default=3, help="timed calls (best of)")
-    p.add_argument("--products", default="float32", choices=models.PRODUCTS,
-                   help="the inner runs' products (the peak is measured in the same)")
     return p.parse_args(argv)
 
 
@@ -68,9 +64,9 @@ def main(argv: list[str] | None = None) -> dict:
     cnn_steps = args.cnn_steps or (2 if q else 50)
     specs = {
         "mlp": bench.Case("mlp", "mlp", "mnist1d", steps,
-                          args.pops or ((2,) if q else (1, 8, 64, 256)), args.products),
+                          args.pops or ((2,) if q else (1, 8, 64, 256))),
         "cnn": bench.Case("cnn", "cnn", "fashion_mnist", cnn_steps,
-                          args.cnn_pops or ((2,) if q else (1, 8)), args.products),
+                          args.cnn_pops or ((2,) if q else (1, 8))),
     }
     cases = [specs[name] for name in args.cases.split(",") if name]
     devices = args.devices if args.devices is not None else ((2,) if q else (1, 2, 4))

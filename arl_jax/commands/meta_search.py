@@ -115,8 +115,6 @@ def search_identity(cfg: search.SearchConfig) -> dict:
     # Settings at their defaults from before they existed: older checkpoints match.
     if not cfg.recipes:
         del identity["recipes"]
-    if cfg.products == "float32":
-        del identity["products"]
     if not cfg.train_sizes:
         del identity["train_sizes"]
     return identity
@@ -187,7 +185,7 @@ def heldout_comparison(
     noisy = tasks.noisy_task_data(k_noise, clean, cfg.holdout_noise)
     arch = next(a for a in ("mlp-s", "mlp") if a in tasks.models.ARCHS)
     recipe = tasks.Recipe("adam", cfg.lr, "cosine", cfg.holdout_steps, cfg.batch_size)
-    comp = compare.Comparer(recipe, cfg.products)
+    comp = compare.Comparer(recipe)
     specs = [
         compare.LossSpec("learned", cfg.family, tuple(float(c) for c in coeffs)),
         compare.LossSpec("cross_entropy", "cross_entropy"),
@@ -257,7 +255,6 @@ def run(cfg: search.SearchConfig, argv: list[str] | None) -> dict:
     """The search of `main`, once the processes are started."""
     main_proc = parallel.is_main_process()
     say = parallel.log
-    parallel.warn_if_emulated(cfg.products)
     run_dir = cfg.out
     command = "python -m experiments.meta_search " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)

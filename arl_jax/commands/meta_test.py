@@ -59,10 +59,6 @@ class MetaTestConfig:
     standardize: bool = _field(False, "shift and scale the inputs by the training "
                                "set's mean and standard deviation")
     train_size: int = _field(0, "cap on training examples (0: all)")
-    products: str = _field(
-        "float32", "the networks' products: float32, or bfloat16 (inputs rounded, "
-        "float32 sums; faster on CPUs with avx512_bf16 and on GPUs)"
-    )
     out: str = _field("runs/meta_test", "output folder")
     seed: int = _field(0, "seed (data split, noise, initialisation)")
     coordinator: str = _field("", parallel.HELP["coordinator"])
@@ -115,9 +111,6 @@ class MetaTestConfig:
         if self.train_size < 0:
             raise ValueError(f"--train-size must be >= 0 (0: all); got "
                              f"{self.train_size}")
-        if self.products not in models.PRODUCTS:
-            raise ValueError(f"--products must be one of {', '.join(models.PRODUCTS)} "
-                             f"(got {self.products!r})")
         for flag, items in (("--losses", self.losses), ("--archs", self.archs)):
             twice = sorted({x for x in items if items.count(x) > 1})
             if twice:
@@ -242,7 +235,6 @@ def run(cfg: MetaTestConfig, parser: Any, argv: list[str] | None) -> list[dict]:
     """The meta-test of `main`, once the processes are started."""
     main_proc, say = parallel.is_main_process(), parallel.log
     args = sys.argv[1:] if argv is None else argv
-    parallel.warn_if_emulated(cfg.products)
     command = "python -m experiments.meta_test " + " ".join(args)
     csv_path = os.path.join(cfg.out, "runs.csv")
     old_rows, changes = [], []
@@ -306,7 +298,7 @@ def run(cfg: MetaTestConfig, parser: Any, argv: list[str] | None) -> list[dict]:
     writer = report.RowWriter(csv_path) if main_proc else None
     recipe = tasks.Recipe(cfg.optimizer, cfg.lr, cfg.schedule, cfg.steps,
                           cfg.batch_size, cfg.standardize)
-    comp = compare.Comparer(recipe, cfg.products)
+    comp = compare.Comparer(recipe)
     root = jax.random.key(cfg.seed)
     todo = [(a, i, sp) for a in archs for i in range(len(settings)) for sp in specs]
     todo = [t for t in todo if (t[0], settings[t[1]][2], t[2].name) not in done]

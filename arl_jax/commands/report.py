@@ -192,7 +192,6 @@ def grid_label(cfg: dict) -> str:
     opt = "SGD" if cfg["optimizer"] == "sgd" else "Adam"
     extra = ", std" if cfg["standardize"] else ""
     extra += f", train ≤ {cfg['train_size']}" if cfg["train_size"] else ""
-    extra += ", bfloat16" if cfg["products"] == "bfloat16" else ""
     return (f"{cfg['dataset']}: {opt} {cfg['lr']:g} {cfg['schedule']}, "
             f"{cfg['steps']} steps, batch {cfg['batch_size']}{extra}")
 

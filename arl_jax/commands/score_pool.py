@@ -285,7 +285,6 @@ def main(argv: list[str] | None = None) -> dict:
              *(sys.argv[1:] if argv is None else argv)]))
     except ValueError as err:
         parser.error(str(err))
-    parallel.warn_if_emulated(cfg.products)
     names = list(cands)
     rows = score(cfg, cands, args.draws)
     summary = summarise(rows, names)
