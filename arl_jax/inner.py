@@ -85,7 +85,8 @@ class InnerConfig:
       momentum: SGD momentum (0 for plain SGD).
       grad_clip: clip the gradient's global norm to this value; 0 disables it.
       max_loss: a step whose mean loss exceeds this in magnitude marks divergence.
-      eval_batch_size: examples per forward pass when evaluating val and test.
+      eval_batch_size: examples per forward pass when evaluating val and test; 0
+        (the default) picks it (`eval_batch`).
     """
 
     arch: str | ArchConfig = "mlp"
@@ -103,7 +104,7 @@ class InnerConfig:
     momentum: float = 0.9
     grad_clip: float = 0.0
     max_loss: float = 1e6
-    eval_batch_size: int = 2048
+    eval_batch_size: int = 0
 
     def __post_init__(self):
         get_arch(self.arch)  # raises on an unknown name
@@ -124,8 +125,8 @@ class InnerConfig:
             raise ValueError(
                 f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"
             )
-        if self.num_classes < 2 or self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ValueError("num_classes >= 2, batch_size >= 1, eval_batch_size >= 1")
+        if self.num_classes < 2 or self.batch_size < 1 or self.eval_batch_size < 0:
+            raise ValueError("num_classes >= 2, batch_size >= 1, eval_batch_size >= 0")
         if self.steps < 1 or (self.epochs is not None and self.epochs <= 0):
             raise ValueError("steps must be >= 1 and epochs > 0")
         if not self.lr > 0:
@@ -256,6 +257,25 @@ def _train_step(model, loss_fn, tx, max_loss, state, x, y, loss_params, dropout_
     return (params, opt_state, diverged | ~ok), loss
 
 
+# Evaluation passes on accelerators, where a large batch fills the device.
+ACCELERATOR_EVAL_BATCH = 2048
+# On a CPU: the training batch, at least this. A pass of 2,048 images through the
+# CNN holds about 700 MB of activations, far beyond the cache, and the benchmark's CNN
+# run took 1.3x longer with it (docs/PERFORMANCE.md).
+MIN_CPU_EVAL_BATCH = 128
+
+
+def eval_batch(cfg: InnerConfig) -> int:
+    """Examples per evaluation pass: ``cfg.eval_batch_size``, or where it is 0 the
+    training batch size (at least `MIN_CPU_EVAL_BATCH`) on a CPU and
+    `ACCELERATOR_EVAL_BATCH` elsewhere. Accuracy does not depend on it."""
+    if cfg.eval_batch_size:
+        return cfg.eval_batch_size
+    if jax.default_backend() == "cpu":
+        return max(cfg.batch_size, MIN_CPU_EVAL_BATCH)
+    return ACCELERATOR_EVAL_BATCH
+
+
 def accuracy(
     model: nn.Module, params: Any, x: jax.Array, y: jax.Array, batch_size: int
 ) -> jax.Array:
@@ -304,8 +324,8 @@ def make_inner_train(
         )  # step_losses [steps]
         last = min(steps, n // cfg.batch_size)  # the last epoch's steps
         train_loss = jnp.mean(step_losses[-last:])
-        val = accuracy(model, params, data.x_val, data.y_val, cfg.eval_batch_size)
-        test = accuracy(model, params, data.x_test, data.y_test, cfg.eval_batch_size)
+        val = accuracy(model, params, data.x_val, data.y_val, eval_batch(cfg))
+        test = accuracy(model, params, data.x_test, data.y_test, eval_batch(cfg))
         return Metrics(
             val_acc=jnp.where(diverged, 0.0, val),
             test_acc=jnp.where(diverged, 0.0, test),

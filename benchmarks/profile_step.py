@@ -1,8 +1,11 @@
 """Where a training step's time goes: the engine's run and four cut-down variants of
 its step (data gather only, forward, forward + backward with plain SGD, forward +
-backward + Adam), for a group of G candidates (MLP on MNIST-1D, 200 steps).
+backward + Adam), for a group of G candidates of the benchmark's MLP (MNIST-1D, 200
+steps) or CNN (Fashion-MNIST, 50 steps; "engine" includes its evaluation of 4,000
+images).
 
-    python -m benchmarks.profile_step 8     # ms per candidate and step, best of 3
+    python -m benchmarks.profile_step 8         # ms per candidate and step, best of 3
+    python -m benchmarks.profile_step 8 cnn
 """
 # ruff: noqa: E401, E701, E702, E731, E501, E741
 import sys
@@ -15,14 +18,15 @@ import optax
 from arl_jax import inner
 from benchmarks import bench
 
-case = bench.Case("mlp", "mlp", "mnist1d", 200, (8,))
-cfg = bench.inner_config(case)
-d, _ = bench.load_case_data(case, False)
 G = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+case = {"mlp": bench.Case("mlp", "mlp", "mnist1d", 200, (G,)),
+        "cnn": bench.Case("cnn", "cnn", "fashion_mnist", 50, (G,))}[sys.argv[2] if len(sys.argv) > 2 else "mlp"]
+cfg = bench.inner_config(case); S = case.steps
+d, _ = bench.load_case_data(case, False)
 pp = jnp.asarray(bench.population(G)); key = jax.random.key(0)
 model = inner.build_model(cfg.arch, 10); loss_fn = inner.make_loss(cfg)
-tx = inner.build_optimizer(cfg, 200)
-idx = inner.batch_indices(key, d.x_train.shape[0], 128, 200)
+tx = inner.build_optimizer(cfg, S)
+idx = inner.batch_indices(key, d.x_train.shape[0], 128, S)
 p0 = model.init(key, d.x_train[:1])
 def make(kind):
     def one(lp):
@@ -50,4 +54,4 @@ for name, f in fns.items():
     jax.block_until_ready(f()); ts = []
     for _ in range(3):
         t0 = time.perf_counter(); jax.block_until_ready(f()); ts.append(time.perf_counter() - t0)
-    print(f"G={G} {name}: {1e3*min(ts)/G/200:.3f} ms/cand/step", flush=True)
+    print(f"{case.name} G={G} {name}: {1e3*min(ts)/G/S:.3f} ms/cand/step", flush=True)

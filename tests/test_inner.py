@@ -364,3 +364,21 @@ def test_default_recipe_fashion_mnist():
     acc = np.asarray(out.test_acc)
     print(f"Fashion-MNIST test acc {acc}, {time.perf_counter() - start:.1f} s")
     assert acc.min() >= 0.84, acc
+
+
+def test_evaluation_batch_is_the_training_batch_on_cpu_and_does_not_move_accuracy(
+    tiny_data,
+):
+    assert jax.default_backend() == "cpu"
+    assert inner.eval_batch(tiny_cfg(batch_size=32)) == inner.MIN_CPU_EVAL_BATCH
+    assert inner.eval_batch(tiny_cfg(batch_size=256)) == 256
+    assert inner.eval_batch(tiny_cfg(eval_batch_size=7)) == 7
+    with pytest.raises(ValueError, match="eval_batch_size >= 0"):
+        tiny_cfg(eval_batch_size=-1)
+    # The same trained run evaluated in passes of 7, of the default and of everything.
+    key, coeffs = jax.random.key(3), jnp.asarray(losses.family_init("taylor", 4))
+    runs = [jax.jit(inner.make_inner_train(tiny_cfg(eval_batch_size=b)))(
+        coeffs, key, tiny_data) for b in (7, 0, 400)]
+    for r in runs[1:]:
+        assert_metrics_close(r, runs[0], tiny_data.y_val.shape[0],
+                             tiny_data.y_test.shape[0])
