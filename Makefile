@@ -48,7 +48,7 @@ demo: install data
 # 50 min on 2 CPU cores), shipped as found into the checkout's
 # arl_jax/pretrained/arl.json.
 shipped-loss: install data
-	OUT=runs/shipped PY=$(PY) bash docs/runs/generalisation/search.sh
+	INIT= SIGMA= SEED= TRAIN= OUT=runs/shipped PY=$(PY) bash docs/runs/generalisation/search.sh
 	$(PY) -m experiments.ship_loss runs/shipped --keep-coeffs \
 	  --note "Searched on constructed data with randomised training recipes and noise, started at NCE+RCE; shipped by the rule of docs/runs/generalisation/PROTOCOL.md. Made by make shipped-loss."
 

@@ -261,7 +261,7 @@ def _train_step(model, loss_fn, tx, max_loss, state, x, y, loss_params, dropout_
 ACCELERATOR_EVAL_BATCH = 2048
 # On a CPU: the training batch, at least this. A pass of 2,048 images through the
 # CNN holds about 700 MB of activations, far beyond the cache, and the benchmark's CNN
-# run took 1.3x longer with it (docs/PERFORMANCE.md).
+# run took 1.1-1.3x longer with it (docs/PERFORMANCE.md).
 MIN_CPU_EVAL_BATCH = 128
 
 

@@ -461,9 +461,10 @@ def run_benchmark(
         cfg = inner_config(case)
         d, note = load_case_data(case, quick)
         flops = run_flops(cfg, d)
+        resolved = dataclasses.replace(cfg, eval_batch_size=inner.eval_batch(cfg))
         res: dict[str, Any] = {
             "case": dataclasses.asdict(case), "data": note,
-            "config": {k: str(v) for k, v in dataclasses.asdict(cfg).items()},
+            "config": {k: str(v) for k, v in dataclasses.asdict(resolved).items()},
             "flops": flops, "results": [], "skipped": [],
         }
         out["cases"][case.name] = res

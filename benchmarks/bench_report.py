@@ -88,7 +88,7 @@ def to_markdown(out: dict[str, Any]) -> str:
     if "peak_highest" in out:
         highest = (f" (default precision; full float32 "
                    f"{out['peak_highest']['flops'] / 1e9:.1f} GFLOP/s)")
-    isa = f" ({', '.join(m['cpu_flags'])})" if m.get("cpu_flags") else ""
+    isa = f", flags {' '.join(m['cpu_flags'])}" if m.get("cpu_flags") else ""
     lines = [
         f"Machine: {m['cpu']}{isa}, {m['cores']} cores; jax {m['versions']['jax']}, "
         f"torch {m['versions'].get('torch')}. {where}Peak float32 matmul "

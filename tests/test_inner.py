@@ -367,11 +367,14 @@ def test_default_recipe_fashion_mnist():
 
 
 def test_evaluation_batch_is_the_training_batch_on_cpu_and_does_not_move_accuracy(
-    tiny_data,
+    tiny_data, monkeypatch,
 ):
-    assert jax.default_backend() == "cpu"
-    assert inner.eval_batch(tiny_cfg(batch_size=32)) == inner.MIN_CPU_EVAL_BATCH
-    assert inner.eval_batch(tiny_cfg(batch_size=256)) == 256
+    with monkeypatch.context() as m:
+        m.setattr(jax, "default_backend", lambda: "cpu")
+        assert inner.eval_batch(tiny_cfg(batch_size=32)) == inner.MIN_CPU_EVAL_BATCH
+        assert inner.eval_batch(tiny_cfg(batch_size=256)) == 256
+        m.setattr(jax, "default_backend", lambda: "gpu")
+        assert inner.eval_batch(tiny_cfg(batch_size=32)) == inner.ACCELERATOR_EVAL_BATCH
     assert inner.eval_batch(tiny_cfg(eval_batch_size=7)) == 7
     with pytest.raises(ValueError, match="eval_batch_size >= 0"):
         tiny_cfg(eval_batch_size=-1)

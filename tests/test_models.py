@@ -185,3 +185,16 @@ def test_dense_layers_use_matmul():
     params = model.init(jax.random.key(0), x)
     jaxpr = str(jax.make_jaxpr(jax.grad(lambda p: model.apply(p, x).sum()))(params))
     assert "custom_vjp_call" in jaxpr
+
+
+def test_every_kernel_multiplies_through_matmul_on_cpu():
+    """Dense layers and patch convolutions (the CPU default) all go through `matmul`,
+    whose VJP gives weight gradients in the layout Adam reads."""
+    x = jnp.ones((2, 8, 8, 1))
+    for arch in ("mlp", "cnn", "resnet"):
+        model = models.build_model(arch, 3)
+        params = jax.eval_shape(model.init, jax.random.key(0), x)  # no compile
+        jaxpr = str(jax.make_jaxpr(lambda p, m=model: m.apply(p, x))(params))
+        paths = jax.tree_util.tree_flatten_with_path(params)[0]
+        kernels = sum(1 for path, _ in paths if path[-1].key == "kernel")
+        assert jaxpr.count("custom_vjp_call") == kernels, arch
