@@ -135,8 +135,8 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(full_run, tmp_path):
 
 def test_out_with_a_search_of_other_settings_is_refused(tmp_path, capsys):
     # A rerun of the same command continues the search in --out (more generations
-    # allowed); other settings would continue, or crash in, the old search (a GPU
-    # session's second search resumed the first one's checkpoint this way).
+    # allowed); other settings would continue, or crash in, the old search (a
+    # second search on one GPU machine resumed the first one's checkpoint this way).
     out = tmp_path / "run"
     out.mkdir()
     argv = [*TINY, "--generations", "4", "--out", str(out)]
