@@ -300,6 +300,7 @@ def make_inner_train(
     """
     model = build_model(cfg.arch, cfg.num_classes)
     loss_fn = make_loss(cfg)
+    passes = eval_batch(cfg)
 
     def inner_train(loss_params: jax.Array, key: jax.Array, data: Data) -> Metrics:
         """Train from scratch with the loss ``loss_params``; return summaries only."""
@@ -324,8 +325,8 @@ def make_inner_train(
         )  # step_losses [steps]
         last = min(steps, n // cfg.batch_size)  # the last epoch's steps
         train_loss = jnp.mean(step_losses[-last:])
-        val = accuracy(model, params, data.x_val, data.y_val, eval_batch(cfg))
-        test = accuracy(model, params, data.x_test, data.y_test, eval_batch(cfg))
+        val = accuracy(model, params, data.x_val, data.y_val, passes)
+        test = accuracy(model, params, data.x_test, data.y_test, passes)
         return Metrics(
             val_acc=jnp.where(diverged, 0.0, val),
             test_acc=jnp.where(diverged, 0.0, test),

@@ -263,12 +263,11 @@ class _DenseHead(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        dot = _dense_dot_general
         for w in self.widths:
-            x = nn.relu(nn.Dense(w, dot_general=dot)(x))  # [B, w]
+            x = nn.relu(nn.Dense(w, dot_general=_dense_dot_general)(x))  # [B, w]
             if self.dropout > 0:
                 x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(self.num_classes, dot_general=dot)(x)  # [B, C]
+        return nn.Dense(self.num_classes, dot_general=_dense_dot_general)(x)  # [B, C]
 
 
 class MLP(nn.Module):

@@ -46,12 +46,9 @@ import optax
 from arl_jax import data as data_lib
 from arl_jax import inner, losses, models, parallel
 from benchmarks import bench_torch
-from benchmarks.bench_report import TARGETS, check_targets
+from benchmarks.bench_report import HANDWRITTEN, SPLIT, TARGETS, check_targets
 
 TAYLOR_ORDER = 4
-HANDWRITTEN = "hand-written loop"
-# The population split over a CPU device a core (bench_split).
-SPLIT = "vmap, a CPU device a core"
 # The CNN's val and test sets are cut to this size: evaluating 16,000 Fashion-MNIST
 # images costs as much as 700 training steps and would swamp the training measured.
 CNN_EVAL_EXAMPLES = 2000

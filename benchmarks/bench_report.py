@@ -12,9 +12,10 @@ from typing import Any
 
 TARGETS = {"vs_torch": 20.0, "vs_loop": 1.5, "vs_handwritten": 1.5,
            "peak_fraction": 0.6, "pop": 64}
-HANDWRITTEN = "hand-written loop"  # bench.HANDWRITTEN
-# The population split over a CPU device a core in a fresh process, as arl-search
-# runs it on a CPU (`parallel.split_cpu`); bench.SPLIT.
+# The methods' row names: the hand-written loop (`benchmarks.handwritten`), and the
+# population split over a CPU device a core in a fresh process, as arl-search runs it
+# on a CPU (`parallel.split_cpu`, `bench.bench_split`).
+HANDWRITTEN = "hand-written loop"
 SPLIT = "vmap, a CPU device a core"
 
 

@@ -4,9 +4,8 @@
 set -euo pipefail
 OUT=${OUT:-runs/gen_arch}
 PY=${PY:-.venv/bin/python}
-source "$(dirname "$0")/recipes.sh"  # T1, T2, NOISE
-LOSSES="cross_entropy gce sce taylor_ce poly1 nce_rce nce_mae anl_ce arl"
-run() { $PY -m experiments.meta_test --noise $NOISE --seeds 2 --seed 0 --losses $LOSSES "$@"; }
+source "$(dirname "$0")/recipes.sh"  # T1, T2, ADDENDUM_LOSSES, meta_test
+run() { meta_test --losses $ADDENDUM_LOSSES "$@"; }
 run --dataset mnist --archs mlp --train-size 1000 $T1 --out "$OUT/mnist_T1_n1000"
 run --dataset digits --archs cnn --train-size 10000 $T1 --out "$OUT/digits_cnn_T1"
 run --dataset digits --archs cnn --train-size 10000 $T2 --out "$OUT/digits_cnn_T2"

@@ -6,10 +6,9 @@
 set -euo pipefail
 OUT=${OUT:-runs/gen}
 PY=${PY:-.venv/bin/python}
-source "$(dirname "$0")/recipes.sh"  # T1, T2, NOISE
+source "$(dirname "$0")/recipes.sh"  # T1, T2, meta_test
 for ds in digits mnist fashion_mnist; do
   for t in T1 T2; do
-    $PY -m experiments.meta_test --dataset $ds --archs mlp --noise $NOISE --seeds 2 \
-      --train-size 10000 --seed 0 ${!t} --out "$OUT/${ds}_$t" "$@"
+    meta_test --dataset $ds --archs mlp --train-size 10000 ${!t} --out "$OUT/${ds}_$t" "$@"
   done
 done

@@ -8,25 +8,23 @@ HERE=$(dirname "$0")
 OUT=${OUT:-runs/size_check}
 CAND=${CAND:-runs/size_search/best_loss.json}
 PY=${PY:-.venv/bin/python}
-source "$HERE/recipes.sh"  # T1, T2, NOISE
+source "$HERE/recipes.sh"  # T1, T2, ADDENDUM_LOSSES, meta_test
 mkdir -p "$OUT"
 for cell in "$HERE"/grid/* "$HERE"/arch_size/*/; do
   [ -d "$OUT/$(basename "$cell")" ] || cp -r "$cell" "$OUT/$(basename "$cell")"
 done
-LOSSES="cross_entropy gce sce taylor_ce poly1 nce_rce nce_mae anl_ce arl"
-run() { $PY -m experiments.meta_test --noise $NOISE --seeds 2 --seed 0 "$@"; }
 # The new cell first: every loss of the addendum, the shipped loss and the candidate.
-run --dataset mnist --archs mlp --train-size 1000 $T2 --losses $LOSSES \
+meta_test --dataset mnist --archs mlp --train-size 1000 $T2 --losses $ADDENDUM_LOSSES \
   --loss-file "$CAND" --out "$OUT/mnist_T2_n1000"
 for ds in digits mnist fashion_mnist; do
   for t in T1 T2; do
-    run --dataset $ds --archs mlp --train-size 10000 ${!t} --losses none \
+    meta_test --dataset $ds --archs mlp --train-size 10000 ${!t} --losses none \
       --loss-file "$CAND" --out "$OUT/${ds}_$t"
   done
 done
-run --dataset mnist --archs mlp --train-size 1000 $T1 --losses none --loss-file "$CAND" \
+meta_test --dataset mnist --archs mlp --train-size 1000 $T1 --losses none --loss-file "$CAND" \
   --out "$OUT/mnist_T1_n1000"
-run --dataset digits --archs cnn --train-size 10000 $T1 --losses none \
+meta_test --dataset digits --archs cnn --train-size 10000 $T1 --losses none \
   --loss-file "$CAND" --out "$OUT/digits_cnn_T1"
-run --dataset digits --archs cnn --train-size 10000 $T2 --losses none \
+meta_test --dataset digits --archs cnn --train-size 10000 $T2 --losses none \
   --loss-file "$CAND" --out "$OUT/digits_cnn_T2"
